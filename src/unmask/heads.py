@@ -1,0 +1,672 @@
+"""Task heads, and task models that put one on top of an Encoder.
+
+Axes: B batch, L length, H hidden size, E embedding width, V vocabulary, C labels,
+N positions with a label (labels != -100).
+
+Heads (each maps encoder outputs to task outputs; none knows about checkpoints):
+  MaskedLMHead                dense -> act -> LayerNorm -> decoder tied to the word embeddings
+  SequenceClassificationHead  pool (cls / mean) -> [dense -> act (-> LayerNorm)] -> dropout -> C
+  TokenClassificationHead     [dense -> act (-> LayerNorm)] -> dropout -> C per token
+  QuestionAnsweringHead       [dense -> act (-> LayerNorm)] -> start / end logits per token
+  ReplacedTokenHead           dense -> act -> 1 logit per token (ELECTRA discriminator)
+  pool(...)                   cls / mean / max pooling that respects the padding mask
+
+Task models: MaskedLM, SequenceClassifier, TokenClassifier, QuestionAnswering,
+ReplacedTokenDetector, Embedder. Each has `.encoder` and (except Embedder) `.head`, takes the
+Encoder's inputs plus labels, returns a small dataclass with `loss` when labels are given, and
+loads / saves with from_pretrained / save_pretrained (unmask.checkpoints). Labels use -100 for
+"no loss here", as in Hugging Face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unmask.config import EncoderConfig
+from unmask.model import Encoder, activation, init_weights
+
+IGNORE_INDEX = -100
+POOLINGS = ("cls", "mean", "max")
+
+
+# --- building blocks -------------------------------------------------------------------------
+
+class Transform(nn.Module):
+    """dense (in -> out) -> activation -> optional LayerNorm, on (..., in) -> (..., out).
+
+    BERT's MLM transform and pooler, RoBERTa's classifier dense, ModernBERT's prediction head.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, activation_name: str = "gelu",
+                 norm_eps: float | None = None, bias: bool = True, norm_bias: bool = True):
+        super().__init__()
+        self.dense = nn.Linear(in_dim, out_dim, bias=bias)
+        self.act = activation(activation_name)
+        self.norm = nn.LayerNorm(out_dim, eps=norm_eps, bias=norm_bias) if norm_eps else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.dense(x))
+        return self.norm(x) if self.norm is not None else x
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, mode: str = "mean"):
+    """Pool token vectors into one vector per sequence, ignoring padding.
+
+    hidden: float (B, L, H). attention_mask: (B, L) bool or 0/1, True = real token; None = all.
+    mode: "cls" (the first real token: position 0 with right padding, as BERT), "mean"
+        (average of real tokens, as sentence-transformers), "max" (elementwise max over real
+        tokens). A row without real tokens pools to zeros.
+    Returns float (B, H) in hidden's dtype.
+    """
+    if mode not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {mode!r}")
+    if attention_mask is None:
+        if mode == "cls":
+            return hidden[:, 0]
+        return hidden.mean(dim=1) if mode == "mean" else hidden.amax(dim=1)
+    real = attention_mask.to(device=hidden.device, dtype=torch.bool)  # (B, L)
+    if mode == "cls":
+        first = real.to(torch.int8).argmax(dim=1)  # (B,) first real token (0 if none)
+        out = hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
+        return out.masked_fill(~real.any(dim=1, keepdim=True), 0.0)
+    if mode == "mean":
+        weights = real.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+        summed = (hidden * weights).sum(dim=1)  # (B, H)
+        return summed / weights.sum(dim=1).clamp(min=1e-9)
+    out = hidden.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, H)
+    return out.masked_fill(~real.any(dim=1, keepdim=True), 0.0)
+
+
+class _Head(nn.Module):
+    """Remembers its constructor arguments, so a checkpoint can rebuild it (spec())."""
+
+    def _remember(self, **kwargs: Any) -> None:
+        self._spec = kwargs
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments of this head (JSON-able)."""
+        return dict(self._spec)
+
+
+def _optional_transform(hidden_size, activation_name, norm_eps, bias, norm_bias):
+    if activation_name is None:
+        return None
+    return Transform(hidden_size, hidden_size, activation_name, norm_eps, bias, norm_bias)
+
+
+class MaskedLMHead(_Head):
+    """Masked-LM head: transform (H -> E) -> decoder (E -> V) tied to the word embeddings.
+
+    embedding_size: E (ALBERT / ELECTRA generator project down before decoding; None = H).
+    tied: decode with the encoder's word embedding matrix (passed to forward); False gives
+        the head its own decoder weight (checkpoints with tie_word_embeddings=False).
+    """
+
+    def __init__(self, hidden_size: int, vocab_size: int, embedding_size: int | None = None,
+                 activation: str = "gelu", norm_eps: float = 1e-12, dense_bias: bool = True,
+                 norm_bias: bool = True, decoder_bias: bool = True, tied: bool = True):
+        super().__init__()
+        self._remember(hidden_size=hidden_size, vocab_size=vocab_size,
+                       embedding_size=embedding_size, activation=activation, norm_eps=norm_eps,
+                       dense_bias=dense_bias, norm_bias=norm_bias, decoder_bias=decoder_bias,
+                       tied=tied)
+        e = embedding_size or hidden_size
+        self.transform = Transform(hidden_size, e, activation, norm_eps, dense_bias, norm_bias)
+        self.decoder = None if tied else nn.Linear(e, vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(vocab_size)) if decoder_bias else None
+
+    def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        """hidden: (..., H); word_embeddings: (V, E), used when tied. Returns logits (..., V)."""
+        weight = word_embeddings if self.decoder is None else self.decoder.weight
+        return F.linear(self.transform(hidden), weight, self.bias)
+
+
+class SequenceClassificationHead(_Head):
+    """pool -> [dense -> activation (-> LayerNorm)] -> dropout -> linear to num_labels.
+
+    pooling: "cls" or "mean" (see pool). activation: None for no dense layer, else its
+    activation: "tanh" (BERT / ALBERT pooler, RoBERTa), "gelu" (ELECTRA, ModernBERT with
+    norm_eps), "relu" (DistilBERT). num_labels=1 means regression.
+    """
+
+    def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls",
+                 activation: str | None = "tanh", norm_eps: float | None = None,
+                 dense_bias: bool = True, norm_bias: bool = True, dropout: float = 0.1):
+        super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"classification pooling must be 'cls' or 'mean', got {pooling!r}")
+        _check_labels(num_labels)
+        self._remember(hidden_size=hidden_size, num_labels=num_labels, pooling=pooling,
+                       activation=activation, norm_eps=norm_eps, dense_bias=dense_bias,
+                       norm_bias=norm_bias, dropout=dropout)
+        self.pooling = pooling
+        self.dense = _optional_transform(hidden_size, activation, norm_eps, dense_bias, norm_bias)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """hidden: (B, L, H); attention_mask: (B, L) or None. Returns logits (B, C)."""
+        x = pool(hidden, attention_mask, self.pooling)  # (B, H)
+        if self.dense is not None:
+            x = self.dense(x)
+        return self.out(self.drop(x))
+
+
+class TokenClassificationHead(_Head):
+    """[dense -> activation (-> LayerNorm)] -> dropout -> linear, per token: (B, L, C)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, activation: str | None = None,
+                 norm_eps: float | None = None, dense_bias: bool = True, norm_bias: bool = True,
+                 dropout: float = 0.1):
+        super().__init__()
+        _check_labels(num_labels)
+        self._remember(hidden_size=hidden_size, num_labels=num_labels, activation=activation,
+                       norm_eps=norm_eps, dense_bias=dense_bias, norm_bias=norm_bias,
+                       dropout=dropout)
+        self.dense = _optional_transform(hidden_size, activation, norm_eps, dense_bias, norm_bias)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden: (B, L, H) -> logits (B, L, C)."""
+        if self.dense is not None:
+            hidden = self.dense(hidden)
+        return self.out(self.drop(hidden))
+
+
+class QuestionAnsweringHead(TokenClassificationHead):
+    """Extractive QA: two logits per token, answer start and end."""
+
+    def __init__(self, hidden_size: int, activation: str | None = None,
+                 norm_eps: float | None = None, dense_bias: bool = True, norm_bias: bool = True,
+                 dropout: float = 0.1):
+        super().__init__(hidden_size, 2, activation, norm_eps, dense_bias, norm_bias, dropout)
+        self._spec.pop("num_labels")
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """hidden: (B, L, H) -> (start_logits, end_logits), each (B, L)."""
+        start, end = super().forward(hidden).unbind(dim=-1)
+        return start, end
+
+
+class ReplacedTokenHead(_Head):
+    """ELECTRA discriminator: dense -> activation -> one logit per token, "was replaced"."""
+
+    def __init__(self, hidden_size: int, activation: str = "gelu"):
+        super().__init__()
+        self._remember(hidden_size=hidden_size, activation=activation)
+        self.dense = Transform(hidden_size, hidden_size, activation)
+        self.out = nn.Linear(hidden_size, 1)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden: (B, L, H) -> logits (B, L); > 0 means "replaced"."""
+        return self.out(self.dense(hidden)).squeeze(-1)
+
+
+def _check_labels(num_labels: Any) -> None:
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+        raise ValueError(f"num_labels must be a positive int (1 = regression), got {num_labels!r}")
+
+
+def default_head_activation(config: EncoderConfig) -> str:
+    """The activation a head uses by default: the encoder's (GeGLU's gelu for "geglu")."""
+    return "gelu" if config.activation == "geglu" else config.activation
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+@dataclass
+class _Output:
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+@dataclass
+class MaskedLMOutput(_Output):
+    """logits: (B, L, V), or (N, V) with masked_only=True (rows where labels != -100, in
+    row-major order; `positions` holds their flat indices into B * L). loss: scalar mean
+    cross-entropy over labelled positions, when labels are given."""
+
+    logits: torch.Tensor
+    loss: torch.Tensor | None = None
+    positions: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class ClassifierOutput(_Output):
+    """logits: (B, C) for sequences, (B, L, C) for tokens, (B, L) for replaced-token
+    detection. loss: scalar, when labels are given."""
+
+    logits: torch.Tensor
+    loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class QuestionAnsweringOutput(_Output):
+    """start_logits, end_logits: (B, L). loss: mean of the start and end cross-entropies."""
+
+    start_logits: torch.Tensor
+    end_logits: torch.Tensor
+    loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class EmbeddingOutput(_Output):
+    """embeddings: (B, H) pooled (and L2-normalised when the Embedder normalises);
+    last_hidden_state: (B, L, H)."""
+
+    embeddings: torch.Tensor
+    last_hidden_state: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+# --- task models -----------------------------------------------------------------------------
+
+class TaskModel(nn.Module):
+    """Base of the task models: an `encoder`, a `head`, and checkpoint I/O."""
+
+    task: str = ""
+
+    def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, mask,
+                output_hidden_states, backend):
+        return self.encoder(input_ids, attention_mask=attention_mask,
+                            token_type_ids=token_type_ids, position_ids=position_ids, mask=mask,
+                            output_hidden_states=output_hidden_states, backend=backend)
+
+    @property
+    def config(self) -> EncoderConfig:
+        return self.encoder.config
+
+    def spec(self) -> dict[str, Any]:
+        """What, besides the EncoderConfig, rebuilds this model (JSON-able)."""
+        return {"head": self.head.spec()}
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs):
+        """Load from a directory or hub id, as this task: see unmask.checkpoints.load."""
+        from unmask.checkpoints import load
+
+        return load(name_or_path, task=cls.task, **kwargs)
+
+    def save_pretrained(self, directory, **kwargs) -> None:
+        """Save to `directory`: see unmask.checkpoints.save (format="unmask" or "hf")."""
+        from unmask.checkpoints import save
+
+        save(self, directory, **kwargs)
+
+
+class MaskedLM(TaskModel):
+    """Encoder + MaskedLMHead (decoder tied to the word embeddings).
+
+    config: EncoderConfig. head: a MaskedLMHead (default: BERT's, with the encoder's
+    activation and eps). backend: the encoder's attention backend.
+    """
+
+    task = "masked_lm"
+
+    def __init__(self, config: EncoderConfig, head: MaskedLMHead | None = None,
+                 backend: str = "sdpa"):
+        super().__init__()
+        self.encoder = Encoder(config, backend)
+        if head is None:
+            head = MaskedLMHead(config.hidden_size, config.vocab_size, config.embedding_size,
+                                default_head_activation(config), config.layer_norm_eps,
+                                norm_bias=config.norm_bias)
+            head.apply(init_weights)
+        self.head = head
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                mask=None, labels=None, masked_only: bool = False,
+                output_hidden_states: bool = False, backend: str | None = None) -> MaskedLMOutput:
+        """Encoder inputs as in Encoder.forward, plus:
+
+        labels: int64 (B, L) target ids, -100 where there is no loss (unmasked tokens).
+        masked_only: decode only the rows where labels != -100 (needs labels). The decoder is
+            the largest matmul of the model (H x V per token); with 15-30% of tokens masked
+            this skips 70-85% of it. logits are then (N, V).
+        Returns MaskedLMOutput (loss = mean cross-entropy over labelled positions).
+        """
+        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend)
+        hidden = out.last_hidden_state  # (B, L, H)
+        word = self.encoder.embeddings.word.weight  # (V, E)
+        positions = None
+        if masked_only:
+            if labels is None:
+                raise ValueError("masked_only=True decodes the labelled positions: pass labels")
+            labels = _check_token_labels(labels, hidden)
+            positions = (labels.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)  # (N,)
+            logits = self.head(hidden.reshape(-1, hidden.shape[-1])[positions], word)  # (N, V)
+            targets = labels.reshape(-1)[positions]
+        else:
+            logits = self.head(hidden, word)  # (B, L, V)
+            targets = labels
+        loss = None
+        if labels is not None:
+            targets = _check_token_labels(targets, None)
+            loss = _token_cross_entropy(logits, targets)
+        return MaskedLMOutput(logits=logits, loss=loss, positions=positions,
+                              hidden_states=out.hidden_states)
+
+
+class SequenceClassifier(TaskModel):
+    """Encoder + SequenceClassificationHead: one label (or score) per sequence.
+
+    num_labels: C (1 = regression with a mean-squared-error loss).
+    problem_type: None (decided from the labels, as Hugging Face: num_labels=1 regression,
+        integer labels single-label, float labels multi-label), or one of "regression",
+        "single_label_classification", "multi_label_classification".
+    id2label: optional {index: name}, kept with the checkpoint.
+    """
+
+    task = "sequence_classification"
+
+    def __init__(self, config: EncoderConfig, num_labels: int = 2,
+                 head: SequenceClassificationHead | None = None, problem_type: str | None = None,
+                 id2label: dict[int, str] | None = None, backend: str = "sdpa"):
+        super().__init__()
+        self.encoder = Encoder(config, backend)
+        if head is None:
+            head = SequenceClassificationHead(config.hidden_size, num_labels,
+                                              dropout=config.hidden_dropout)
+            head.apply(init_weights)
+        self.head = head
+        self.num_labels = head.out.out_features
+        if problem_type not in (None, "regression", "single_label_classification",
+                                "multi_label_classification"):
+            raise ValueError(f"unknown problem_type {problem_type!r}")
+        self.problem_type = problem_type
+        self.id2label = id2label
+
+    def spec(self) -> dict[str, Any]:
+        return {"head": self.head.spec(), "problem_type": self.problem_type,
+                "id2label": self.id2label}
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                mask=None, labels=None, output_hidden_states: bool = False,
+                backend: str | None = None) -> ClassifierOutput:
+        """Encoder inputs as in Encoder.forward, plus labels: (B,) int64 class ids, (B,)
+        float targets for regression, or (B, C) float 0/1 for multi-label.
+        Returns ClassifierOutput with logits (B, C)."""
+        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend)
+        logits = self.head(out.last_hidden_state, attention_mask)  # (B, C)
+        loss = None if labels is None else self._loss(logits, labels)
+        return ClassifierOutput(logits=logits, loss=loss, hidden_states=out.hidden_states)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        labels = torch.as_tensor(labels, device=logits.device)
+        kind = self.problem_type
+        if kind is None:
+            if self.num_labels == 1:
+                kind = "regression"
+            elif labels.is_floating_point():
+                kind = "multi_label_classification"
+            else:
+                kind = "single_label_classification"
+        if kind == "regression":
+            target = labels.to(logits.dtype).reshape(logits.shape[0], -1)
+            return F.mse_loss(logits.reshape(target.shape), target)
+        if kind == "multi_label_classification":
+            if labels.shape != logits.shape:
+                raise ValueError(f"multi-label targets must be (B, C) = {tuple(logits.shape)}, "
+                                 f"got {tuple(labels.shape)}")
+            return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        if labels.is_floating_point() or labels.reshape(-1).shape[0] != logits.shape[0]:
+            raise ValueError(f"class labels must be (B,) integers with B={logits.shape[0]}, got "
+                             f"{tuple(labels.shape)} {labels.dtype}")
+        return F.cross_entropy(logits, labels.reshape(-1).long(), ignore_index=IGNORE_INDEX)
+
+
+class TokenClassifier(TaskModel):
+    """Encoder + TokenClassificationHead: one label per token (NER, POS)."""
+
+    task = "token_classification"
+
+    def __init__(self, config: EncoderConfig, num_labels: int = 2,
+                 head: TokenClassificationHead | None = None,
+                 id2label: dict[int, str] | None = None, backend: str = "sdpa"):
+        super().__init__()
+        self.encoder = Encoder(config, backend)
+        if head is None:
+            head = TokenClassificationHead(config.hidden_size, num_labels,
+                                           dropout=config.hidden_dropout)
+            head.apply(init_weights)
+        self.head = head
+        self.num_labels = head.out.out_features
+        self.id2label = id2label
+
+    def spec(self) -> dict[str, Any]:
+        return {"head": self.head.spec(), "id2label": self.id2label}
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                mask=None, labels=None, output_hidden_states: bool = False,
+                backend: str | None = None) -> ClassifierOutput:
+        """Encoder inputs, plus labels: int64 (B, L) class ids, -100 for no loss (padding,
+        specials, word continuations). Returns ClassifierOutput with logits (B, L, C)."""
+        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend)
+        logits = self.head(out.last_hidden_state)  # (B, L, C)
+        loss = None
+        if labels is not None:
+            loss = _token_cross_entropy(logits, _check_token_labels(labels, logits))
+        return ClassifierOutput(logits=logits, loss=loss, hidden_states=out.hidden_states)
+
+
+class QuestionAnswering(TaskModel):
+    """Encoder + QuestionAnsweringHead: answer span start / end logits per token."""
+
+    task = "question_answering"
+
+    def __init__(self, config: EncoderConfig, head: QuestionAnsweringHead | None = None,
+                 backend: str = "sdpa"):
+        super().__init__()
+        self.encoder = Encoder(config, backend)
+        if head is None:
+            head = QuestionAnsweringHead(config.hidden_size, dropout=0.0)
+            head.apply(init_weights)
+        self.head = head
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                mask=None, start_positions=None, end_positions=None,
+                output_hidden_states: bool = False,
+                backend: str | None = None) -> QuestionAnsweringOutput:
+        """Encoder inputs, plus start_positions / end_positions: int64 (B,) token indices of
+        the answer span (positions outside [0, L) are ignored, as in Hugging Face).
+        Returns QuestionAnsweringOutput with start_logits, end_logits (B, L)."""
+        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend)
+        start, end = self.head(out.last_hidden_state)  # (B, L) each
+        loss = None
+        if (start_positions is None) != (end_positions is None):
+            raise ValueError("pass both start_positions and end_positions, or neither")
+        if start_positions is not None:
+            n = start.shape[1]
+            # Out-of-range targets (answer truncated away) become index n, ignored.
+            s = torch.as_tensor(start_positions, device=start.device).reshape(-1).clamp(0, n)
+            e = torch.as_tensor(end_positions, device=start.device).reshape(-1).clamp(0, n)
+            loss = (F.cross_entropy(start, s, ignore_index=n)
+                    + F.cross_entropy(end, e, ignore_index=n)) / 2
+        return QuestionAnsweringOutput(start_logits=start, end_logits=end, loss=loss,
+                                       hidden_states=out.hidden_states)
+
+
+class ReplacedTokenDetector(TaskModel):
+    """Encoder + ReplacedTokenHead: ELECTRA's discriminator ("was this token replaced?")."""
+
+    task = "replaced_token_detection"
+
+    def __init__(self, config: EncoderConfig, head: ReplacedTokenHead | None = None,
+                 backend: str = "sdpa"):
+        super().__init__()
+        self.encoder = Encoder(config, backend)
+        if head is None:
+            head = ReplacedTokenHead(config.hidden_size, default_head_activation(config))
+            head.apply(init_weights)
+        self.head = head
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                mask=None, labels=None, output_hidden_states: bool = False,
+                backend: str | None = None) -> ClassifierOutput:
+        """Encoder inputs, plus labels: (B, L) 1 = replaced, 0 = original, -100 = no loss.
+        The loss is binary cross-entropy over real tokens (attention_mask) with a label.
+        Returns ClassifierOutput with logits (B, L)."""
+        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend)
+        logits = self.head(out.last_hidden_state)  # (B, L)
+        loss = None
+        if labels is not None:
+            labels = _check_token_labels(labels, logits)
+            keep = labels != IGNORE_INDEX
+            if attention_mask is not None:
+                keep &= torch.as_tensor(attention_mask, device=keep.device).bool()
+            loss = F.binary_cross_entropy_with_logits(logits[keep], labels[keep].to(logits.dtype))
+        return ClassifierOutput(logits=logits, loss=loss, hidden_states=out.hidden_states)
+
+
+class Embedder(TaskModel):
+    """Encoder + pooling: one vector per text (sentence-transformers style).
+
+    pooling: "mean" (default), "cls" or "max". normalize: L2-normalise the pooled vectors
+    (cosine similarity becomes a dot product). max_length: longest input in tokens for
+    encode() (None = what the position table allows).
+    """
+
+    task = "embedding"
+
+    def __init__(self, config: EncoderConfig, pooling: str = "mean", normalize: bool = True,
+                 max_length: int | None = None, backend: str = "unpadded"):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.encoder = Encoder(config, backend)
+        self.pooling, self.normalize, self.max_length = pooling, normalize, max_length
+
+    def spec(self) -> dict[str, Any]:
+        return {"pooling": self.pooling, "normalize": self.normalize,
+                "max_length": self.max_length}
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                mask=None, output_hidden_states: bool = False,
+                backend: str | None = None) -> EmbeddingOutput:
+        """Encoder inputs as in Encoder.forward. Returns EmbeddingOutput, embeddings (B, H)."""
+        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend)
+        emb = pool(out.last_hidden_state, attention_mask, self.pooling)  # (B, H)
+        if self.normalize:
+            emb = F.normalize(emb, p=2, dim=-1)
+        return EmbeddingOutput(embeddings=emb, last_hidden_state=out.last_hidden_state,
+                               hidden_states=out.hidden_states)
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], tokenizer, batch_tokens: int = 16384,
+               max_length: int | None = None) -> torch.Tensor:
+        """Embed many texts fast: tokenize once, sort by length, batch by a token budget.
+
+        texts: list of N strings. tokenizer: an unmask.tokenizer.Tokenizer (anything whose
+        encode_batch(texts, max_length=..., padding=False).input_ids gives lists of ids).
+        batch_tokens: padded tokens per forward pass (memory ~ batch_tokens x hidden size).
+        max_length: truncate longer texts (None = self.max_length or the model's limit).
+        Returns float32 (N, H) in the order of `texts`. Runs in the model's dtype (convert
+        with .to(torch.bfloat16) for a bf16 model) and its eval/train mode as set.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of texts; wrap a single text as [text]")
+        cfg = self.config
+        limit = max_length or self.max_length or (cfg.max_position_embeddings
+                                                  - cfg.position_offset)
+        ids = tokenizer.encode_batch(list(texts), max_length=limit, padding=False).input_ids
+        n = len(ids)
+        device = self.encoder.embeddings.word.weight.device
+        out = torch.zeros(n, cfg.hidden_size, dtype=torch.float32)
+        if n == 0:
+            return out
+        lengths = np.fromiter((len(r) for r in ids), dtype=np.int64, count=n)
+        order = np.argsort(lengths, kind="stable")
+        start = 0
+        while start < n:
+            # Sorted by length: rows of a batch are similar, so padding (and bucketing) is small.
+            stop = start + 1
+            while stop < n and (stop - start + 1) * int(lengths[order[stop]]) <= batch_tokens:
+                stop += 1
+            rows = order[start:stop]
+            width = int(lengths[rows[-1]])
+            batch = np.full((len(rows), width), cfg.pad_token_id, dtype=np.int64)
+            for i, r in enumerate(rows):
+                batch[i, : lengths[r]] = ids[r]
+            input_ids = torch.from_numpy(batch).to(device)
+            attention_mask = torch.from_numpy(
+                np.arange(width)[None, :] < lengths[rows][:, None]).to(device)
+            emb = self(input_ids, attention_mask).embeddings
+            out[torch.from_numpy(rows)] = emb.float().cpu()
+            start = stop
+        return out
+
+
+TASKS: dict[str, type[nn.Module]] = {
+    "encoder": Encoder,
+    "masked_lm": MaskedLM,
+    "sequence_classification": SequenceClassifier,
+    "token_classification": TokenClassifier,
+    "question_answering": QuestionAnswering,
+    "replaced_token_detection": ReplacedTokenDetector,
+    "embedding": Embedder,
+}
+
+
+# --- losses ----------------------------------------------------------------------------------
+
+def _check_token_labels(labels, like: torch.Tensor | None) -> torch.Tensor:
+    if not isinstance(labels, torch.Tensor):
+        labels = torch.as_tensor(labels)
+    if labels.is_floating_point() and like is None:
+        raise TypeError(f"labels must be integer ids (-100 = no loss), got {labels.dtype}")
+    if like is not None and labels.shape != like.shape[: labels.dim()]:
+        raise ValueError(f"labels have shape {tuple(labels.shape)}, expected (B, L) = "
+                         f"{tuple(like.shape[:2])}: one label per token, -100 for no loss")
+    return labels.to(like.device) if like is not None else labels
+
+
+def _token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over labels != -100; logits (..., C), labels (...). 0 if none."""
+    flat = labels.reshape(-1).long().to(logits.device)
+    if not bool((flat != IGNORE_INDEX).any()):
+        return logits.sum() * 0.0  # no labelled position: zero loss, gradient still defined
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat,
+                           ignore_index=IGNORE_INDEX)
+
+
+__all__ = [
+    "IGNORE_INDEX",
+    "POOLINGS",
+    "TASKS",
+    "ClassifierOutput",
+    "Embedder",
+    "EmbeddingOutput",
+    "MaskedLM",
+    "MaskedLMHead",
+    "MaskedLMOutput",
+    "QuestionAnswering",
+    "QuestionAnsweringHead",
+    "QuestionAnsweringOutput",
+    "ReplacedTokenDetector",
+    "ReplacedTokenHead",
+    "SequenceClassificationHead",
+    "SequenceClassifier",
+    "TaskModel",
+    "TokenClassificationHead",
+    "TokenClassifier",
+    "Transform",
+    "default_head_activation",
+    "pool",
+]

@@ -1,0 +1,76 @@
+"""Pictures. For now: attention masks as PNG heatmaps.
+
+Axes: Q queries (rows, top to bottom), K keys (columns, left to right).
+matplotlib is imported inside the functions and only its Agg canvas is used, so importing unmask
+stays fast and the caller's pyplot backend and figures are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from unmask.masks import Mask
+
+# Allowed cells dark, forbidden cells pale: reads like the "0 / -∞" text rendering.
+_ALLOWED = "#1f4e79"
+_FORBIDDEN = "#eef1f5"
+# Tick labels beyond this many positions turn into an unreadable smear: show none instead.
+_MAX_TICK_LABELS = 64
+
+
+def save_mask_png(
+    mask: Mask | torch.Tensor,
+    path: str | Path,
+    labels: Sequence[str] | None = None,
+    *,
+    batch: int = 0,
+    head: int = 0,
+    title: str | None = None,
+    dpi: int = 100,
+) -> Path:
+    """Write one (batch, head) slice of a mask as a PNG heatmap: dark = may attend.
+
+    mask: `Mask` or bool tensor (Q, K) / (B, H|1, Q, K), True = may attend.
+    path: where to write the PNG (parent folders must exist).
+    labels: token strings for rows and columns (self-attention, up to 64 are drawn).
+    batch, head: which slice when B > 1 or H > 1 (a broadcast axis reads index 0).
+    Returns the path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+
+    mask = mask if isinstance(mask, Mask) else Mask(mask)
+    grid = mask.grid(batch, head).numpy()  # (Q, K) bool
+    q_len, k_len = grid.shape
+    if labels is not None and (len(labels) != q_len or len(labels) != k_len):
+        raise ValueError(
+            f"got {len(labels)} labels for a {q_len} x {k_len} mask; labels name the positions "
+            "of a self-attention mask, one per row and column"
+        )
+    side = min(12.0, max(3.0, 0.35 * max(q_len, k_len) + 1.5))
+    fig = Figure(figsize=(side * k_len / max(q_len, k_len) + 1.0, side), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(grid, cmap=ListedColormap([_FORBIDDEN, _ALLOWED]), vmin=0, vmax=1,
+              interpolation="nearest", aspect="equal")
+    ax.set_xlabel("key")
+    ax.set_ylabel("query")
+    if labels is not None and q_len <= _MAX_TICK_LABELS:
+        ax.set_xticks(range(k_len), [str(t) for t in labels], rotation=90)
+        ax.set_yticks(range(q_len), [str(t) for t in labels])
+    if title is None:
+        title = f"allowed {int(grid.sum())} of {grid.size} pairs"
+        if mask.shape[0] > 1 or mask.shape[1] > 1:
+            title += f" (batch {batch}, head {head})"
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, format="png")
+    return path
+
+
+__all__ = ["save_mask_png"]

