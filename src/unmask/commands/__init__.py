@@ -1,0 +1,1 @@
+"""Subcommands of `unmask`: each module defines `register(subparsers)` (see unmask.cli)."""

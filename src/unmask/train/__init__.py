@@ -1,0 +1,1 @@
+"""Training: optimizer and schedules (optim.py), shared by pretraining and fine-tuning."""
