@@ -1,0 +1,67 @@
+"""Pipelines: answers from a model in one line.
+
+    >>> from unmask import pipeline
+    >>> fill = pipeline("fill-mask", "path/to/bert")        # a checkpoint directory or hub id
+    >>> fill("Paris is the [MASK] of France.")[0]["token_str"]
+
+Tasks (the name, or an alias): fill-mask, score, embed, similarity, classify (alias
+text-classification), zero-shot (zero-shot-classification), ner (token-classification),
+answer (question-answering). Each is a class in its own module; pipeline() picks it, and
+passes options (batch_tokens, dtype, quantize, device, progress) through to
+unmask.pipelines.base.Pipeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from unmask.pipelines.answer import Answer
+from unmask.pipelines.base import Pipeline
+from unmask.pipelines.classify import Classify, ZeroShot
+from unmask.pipelines.embed import Embed, Similarity
+from unmask.pipelines.fill_mask import FillMask
+from unmask.pipelines.ner import NER
+from unmask.pipelines.score import Score
+
+PIPELINES: dict[str, type[Pipeline]] = {
+    "fill-mask": FillMask,
+    "score": Score,
+    "embed": Embed,
+    "similarity": Similarity,
+    "classify": Classify,
+    "zero-shot": ZeroShot,
+    "ner": NER,
+    "answer": Answer,
+}
+ALIASES = {"text-classification": "classify", "zero-shot-classification": "zero-shot",
+           "token-classification": "ner", "question-answering": "answer",
+           "feature-extraction": "embed", "fill_mask": "fill-mask"}
+
+
+def pipeline(task: str, model: str | Path | Any, tokenizer=None, **options: Any) -> Pipeline:
+    """The pipeline for `task` over `model` (a checkpoint directory, hub id or loaded model).
+
+    options: batch_tokens=8192, dtype="float32" | "bfloat16", quantize=False, device="cpu",
+    progress=None, and per task: truncate (embed, similarity), stride (classify, ner).
+    """
+    name = ALIASES.get(task, task)
+    if name not in PIPELINES:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(PIPELINES)}")
+    return PIPELINES[name](model, tokenizer, **options)
+
+
+__all__ = [
+    "ALIASES",
+    "NER",
+    "PIPELINES",
+    "Answer",
+    "Classify",
+    "Embed",
+    "FillMask",
+    "Pipeline",
+    "Score",
+    "Similarity",
+    "ZeroShot",
+    "pipeline",
+]

@@ -1,0 +1,166 @@
+"""Fill in masked tokens: top-k candidates per mask, or whole sentences decoded jointly.
+
+Output as transformers' fill-mask pipeline, so the same code reads both: for each mask a list
+of {"score", "token", "token_str", "sequence"}; one mask -> that list, several -> a list of
+lists (each mask scored independently, the others left masked).
+
+joint=True instead decodes all masks of a text together with beam search, left to right: each
+step runs the model on every beam with the masks still to fill left masked, and keeps the
+beam_size best partial fillings by summed log-probability. The final sentences are re-ranked
+by their pseudo-log-likelihood (see unmask.pipelines.score), which judges the whole sentence
+rather than the order the masks were filled in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from unmask.pipelines.base import Batch, as_list, centered_window
+from unmask.pipelines.score import Score, logits_at
+
+
+class FillMask(Score):
+    """fill_mask(texts, top_k=5, targets=None, joint=False, beam_size=5).
+
+    targets: restrict candidates to these words (a word missing from the vocabulary is
+        replaced by its first token, as transformers does). top_k is capped at their number.
+    Each text must contain the tokenizer's mask token ([MASK], <mask>, ...).
+    """
+
+    def __call__(self, inputs: str | Sequence[str], top_k: int = 5,
+                 targets: str | Sequence[str] | None = None, joint: bool = False,
+                 beam_size: int = 5):
+        texts, single = as_list(inputs)
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+        target_ids = self._target_ids(targets)
+        if target_ids is not None:
+            top_k = min(top_k, len(target_ids))
+        enc = self.tokens(texts, truncation=False)
+        mask_id = self.tokenizer.mask_token_id
+        masks = []
+        for i, ids in enumerate(enc.input_ids):
+            where = [p for p, t in enumerate(ids) if t == mask_id]
+            if not where:
+                raise ValueError(
+                    f"input {i} has no mask token: write {self.tokenizer.special_tokens['mask']}"
+                    f" where a word should be predicted ({texts[i][:60]!r})"
+                )
+            masks.append(where)
+        if joint:
+            out = [self._joint(ids, where, top_k, beam_size, target_ids)
+                   for ids, where in zip(enc.input_ids, masks)]
+        else:
+            out = self._independent(enc.input_ids, masks, top_k, target_ids)
+        return out[0] if single else out
+
+    def _target_ids(self, targets) -> torch.Tensor | None:
+        if targets is None:
+            return None
+        if isinstance(targets, str):
+            targets = [targets]
+        vocab = self.tokenizer.get_vocab()
+        ids = []
+        for word in targets:
+            i = vocab.get(word)
+            if i is None:
+                pieces = self.tokenizer.encode_batch([word], add_special_tokens=False,
+                                                     truncation=False, padding=False).input_ids[0]
+                if not pieces:
+                    continue
+                i = pieces[0]
+            ids.append(i)
+        if not ids:
+            raise ValueError(f"none of the targets {list(targets)} has a token in the vocabulary")
+        return torch.tensor(sorted(set(ids)), dtype=torch.long)
+
+    def _probs(self, rows, positions, target_ids, k: int, log: bool = False):
+        """Per row, per position: (values, token ids), the k best, over targets if given."""
+
+        def fn(batch: Batch):
+            logits = logits_at(self, batch, [positions[r] for r in batch.index])  # (N, V)
+            probs = logits.log_softmax(-1) if log else logits.softmax(-1)
+            if target_ids is not None:
+                probs = probs[:, target_ids.to(probs.device)]
+            values, best = probs.topk(k, dim=-1)  # (N, k)
+            if target_ids is not None:
+                best = target_ids.to(best.device)[best]
+            values, best = values.tolist(), best.tolist()
+            out, n = [], 0
+            for r in batch.index:
+                m = len(positions[r])
+                out.append(list(zip(values[n: n + m], best[n: n + m])))
+                n += m
+            return out
+
+        return self.run(rows, fn)
+
+    def _independent(self, ids_list, masks, top_k, target_ids):
+        rows, positions, owner = [], [], []
+        for t, (ids, where) in enumerate(zip(ids_list, masks)):
+            if len(ids) <= self.max_length:
+                rows.append(list(ids))
+                positions.append(where)
+                owner.append((t, where))
+            else:  # a long text: one window per mask, centred on it
+                for p in where:
+                    row, q = centered_window(ids, p, self.max_length)
+                    rows.append(row)
+                    positions.append([q])
+                    owner.append((t, [p]))
+        found: list[dict[int, tuple]] = [{} for _ in ids_list]
+        for (t, where), per_mask in zip(owner, self._probs(rows, positions, target_ids, top_k)):
+            found[t].update(zip(where, per_mask))
+        out = []
+        for ids, where, per_text in zip(ids_list, masks, found):
+            single = len(where) == 1
+            lists = []
+            for p in where:
+                values, best = per_text[p]
+                lists.append([self._proposal(ids, p, tok, v, single)
+                              for v, tok in zip(values, best)])
+            out.append(lists[0] if single else lists)
+        return out
+
+    def _proposal(self, ids, p: int, token: int, score: float, skip_specials: bool) -> dict:
+        filled = list(ids)
+        filled[p] = token
+        # As transformers: with several masks the others stay visible in "sequence".
+        return {"score": score, "token": token,
+                "token_str": self.tokenizer.decode([token], skip_special_tokens=False),
+                "sequence": self.tokenizer.decode(filled, skip_special_tokens=skip_specials)}
+
+    def _joint(self, ids, where, top_k, beam_size, target_ids):
+        if not isinstance(beam_size, int) or beam_size < 1:
+            raise ValueError(f"beam_size must be a positive int, got {beam_size!r}")
+        width = max(beam_size, top_k)
+        beams = [(list(ids), 0.0)]
+        for p in where:  # left to right
+            rows, positions = [], []
+            for b, _ in beams:
+                row, q = centered_window(b, p, self.max_length)
+                rows.append(row)
+                positions.append([q])
+            k = width if target_ids is None else min(width, len(target_ids))
+            found = self._probs(rows, positions, target_ids, k, log=True)
+            grown = []
+            for (b, s), per_mask in zip(beams, found):
+                values, best = per_mask[0]
+                for v, tok in zip(values, best):
+                    filled = list(b)
+                    filled[p] = tok
+                    grown.append((filled, s + v))
+            beams = sorted(grown, key=lambda x: -x[1])[:width]
+        special_ids = self.tokenizer.special_ids
+        specials = [[i not in where and t in special_ids for i, t in enumerate(b)]
+                    for b, _ in beams]
+        plls = self.token_log_probs([b for b, _ in beams], specials)
+        ranked = sorted(zip(beams, plls), key=lambda x: -sum(lp for _, lp in x[1]))[:top_k]
+        return [{"sequence": self.tokenizer.decode(b),
+                 "tokens": [b[p] for p in where],
+                 "token_strs": [self.tokenizer.decode([b[p]], skip_special_tokens=False)
+                                for p in where],
+                 "pll": sum(lp for _, lp in lps), "log_prob": s}
+                for (b, s), lps in ranked]
