@@ -541,3 +541,27 @@ def test_missing_roles_explain_the_fix(sample_lines):
     with pytest.raises(ValueError, match="no pad token.*padding=False"):
         tok.encode_batch(["hello world"])
     assert tok.encode_batch(["hello world"], padding=False).input_ids == [[0, 1]]
+
+
+@needs_model
+@pytest.mark.parametrize("options", [
+    {"do_lower_case": False},
+    {"do_lower_case": True, "strip_accents": False},
+    {"do_lower_case": False, "strip_accents": True},
+    {"do_lower_case": True, "tokenize_chinese_chars": False},
+], ids=["cased", "lower-keep-accents", "cased-strip-accents", "no-chinese-split"])
+def test_vocab_txt_follows_tokenizer_config_like_transformers(tmp_path, options, sample_lines):
+    # The same vocab.txt under other tokenizer_config.json switches: casing, accents and CJK
+    # splitting must change the ids exactly as BertTokenizerFast changes them.
+    shutil.copy(MODEL_DIR / "vocab.txt", tmp_path / "vocab.txt")
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "BertTokenizer", **options}), encoding="utf-8")
+    ours = Tokenizer.from_pretrained(tmp_path)
+    theirs = transformers.BertTokenizerFast.from_pretrained(str(tmp_path))
+    texts = ["Café Déjà Vu in São Paulo, naïve Ärger", "ÉCOLE Élève 東京 tōkyō Ωmega",
+             *sample_lines[:300]]
+    got = ours.encode_batch(texts, padding=False, max_length=512).input_ids
+    assert got == theirs(texts, truncation=True, max_length=512)["input_ids"]
+    # ... and every switch here really changes something on the first two texts.
+    default = Tokenizer.from_pretrained(MODEL_DIR).encode_batch(texts[:2], padding=False)
+    assert got[:2] != default.input_ids
