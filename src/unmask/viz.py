@@ -1,6 +1,6 @@
-"""Pictures. For now: attention masks as PNG heatmaps.
+"""Pictures: attention masks and attention weights as PNG heatmaps.
 
-Axes: Q queries (rows, top to bottom), K keys (columns, left to right).
+Axes: Q queries (rows, top to bottom), K keys (columns, left to right), N layers, nh heads.
 matplotlib is imported inside the functions and only its Agg canvas is used, so importing unmask
 stays fast and the caller's pyplot backend and figures are left alone.
 """
@@ -73,4 +73,66 @@ def save_mask_png(
     return path
 
 
-__all__ = ["save_mask_png"]
+def save_attention_png(
+    attentions: Sequence[torch.Tensor] | torch.Tensor,
+    path: str | Path,
+    labels: Sequence[str] | None = None,
+    *,
+    layer: int | None = None,
+    head: int | None = None,
+    title: str | None = None,
+    dpi: int = 100,
+) -> Path:
+    """Write attention weights as a grid of heatmaps: one row per layer, one column per head.
+
+    attentions: what Encoder(..., output_attentions=True) returns, N tensors (1, nh, Q, K), or
+        one float tensor (N, nh, Q, K). Rows are probabilities (darker = more weight).
+    labels: token strings for rows and columns (drawn up to 64 positions, in single panels
+        and on the left column / bottom row of a grid).
+    layer, head: draw only that layer / head (None = all).
+    Returns the path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    probs = attentions if isinstance(attentions, torch.Tensor) else torch.cat(list(attentions))
+    if probs.dim() != 4 or probs.shape[-1] != probs.shape[-2]:
+        raise ValueError(f"attentions must be (layers, heads, L, L), got {tuple(probs.shape)}; "
+                         "pass one sentence's Encoder(..., output_attentions=True).attentions")
+    n_layers, n_heads, length = probs.shape[0], probs.shape[1], probs.shape[-1]
+    for name, idx, size in (("layer", layer, n_layers), ("head", head, n_heads)):
+        if idx is not None and not 0 <= idx < size:
+            raise ValueError(f"{name} {idx} is out of range: the model has {size} ({name}s "
+                             f"0..{size - 1})")
+    if labels is not None and len(labels) != length:
+        raise ValueError(f"got {len(labels)} labels for {length} positions")
+    layers = range(n_layers) if layer is None else [layer]
+    heads = range(n_heads) if head is None else [head]
+    probs = probs.detach().float().cpu()
+    cell = min(4.0, max(1.6, 0.18 * length + 1.0))
+    fig = Figure(figsize=(cell * len(heads) + 0.5, cell * len(layers) + 0.8), dpi=dpi)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(layers), len(heads), squeeze=False)
+    for r, li in enumerate(layers):
+        for c, hi in enumerate(heads):
+            ax = axes[r][c]
+            ax.imshow(probs[li, hi].numpy(), cmap="Blues", vmin=0.0, vmax=1.0,
+                      interpolation="nearest", aspect="equal")
+            ax.set_title(f"layer {li} head {hi}", fontsize=8)
+            show = labels is not None and length <= _MAX_TICK_LABELS
+            if show and r == len(layers) - 1:
+                ax.set_xticks(range(length), [str(t) for t in labels], rotation=90, fontsize=6)
+            else:
+                ax.set_xticks([])
+            if show and c == 0:
+                ax.set_yticks(range(length), [str(t) for t in labels], fontsize=6)
+            else:
+                ax.set_yticks([])
+    fig.suptitle(title or "attention weights (rows: queries, columns: keys)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, format="png")
+    return path
+
+
+__all__ = ["save_attention_png", "save_mask_png"]
