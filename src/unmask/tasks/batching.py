@@ -1,0 +1,102 @@
+"""Group encoded features into batches of similar length, and pad them into tensors.
+
+A feature is a dict of Python lists / numbers from a task's `features()`; it has "input_ids"
+(list[int]) and any label fields. Batches hold at most `batch_size` rows and at most
+`batch_tokens` padded tokens, so a batch of long rows shrinks instead of running out of
+memory, and rows of similar length share a batch (little padding).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from unmask.heads import IGNORE_INDEX
+
+_POOL = 50  # batches are formed within pools of 50 batches' worth of rows, sorted by length
+
+
+def batches(features: Sequence[dict], batch_size: int = 32, batch_tokens: int = 8192,
+            shuffle: bool = False, seed: int = 0, length_key: str = "input_ids"
+            ) -> list[list[int]]:
+    """Indices of `features`, grouped into batches.
+
+    shuffle=False: sorted by length (inference). shuffle=True: random pools of rows, each
+    sorted by length and cut into batches, then the batches shuffled (training: random yet
+    tightly padded). Returns a list of index lists.
+    """
+    if batch_size < 1 or batch_tokens < 1:
+        raise ValueError(f"batch_size and batch_tokens must be >= 1, got {batch_size}, "
+                         f"{batch_tokens}")
+    lengths = [len(f[length_key]) for f in features]
+    order = list(range(len(features)))
+    rng = random.Random(seed)
+    if shuffle:
+        rng.shuffle(order)
+        pool = batch_size * _POOL
+        pools = [sorted(order[i:i + pool], key=lengths.__getitem__)
+                 for i in range(0, len(order), pool)]
+    else:
+        pools = [sorted(order, key=lengths.__getitem__)]
+    out: list[list[int]] = []
+    for rows in pools:
+        current: list[int] = []
+        longest = 0
+        for i in rows:
+            wider = max(longest, lengths[i])
+            if current and (len(current) >= batch_size or wider * (len(current) + 1)
+                            > batch_tokens):
+                out.append(current)
+                current, wider = [], lengths[i]
+            current.append(i)
+            longest = wider
+        if current:
+            out.append(current)
+    if shuffle:
+        rng.shuffle(out)
+    return out
+
+
+def pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    """Right-pad lists of ints into int64 (N, longest)."""
+    width = max((len(r) for r in rows), default=0)
+    out = torch.full((len(rows), width), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.as_tensor(r, dtype=torch.long)
+    return out
+
+
+def collate(features: Sequence[dict], pad_id: int, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Pad a batch: {prefix}input_ids int64 (B, L), {prefix}attention_mask bool (B, L),
+    {prefix}token_type_ids int64 (B, L); per-token "labels" lists become (B, L) with -100
+    padding; scalar fields become (B,) tensors (float for floats)."""
+    ids = [f[prefix + "input_ids"] for f in features]
+    out = {prefix + "input_ids": pad(ids, pad_id)}
+    lengths = torch.tensor([len(r) for r in ids])
+    out[prefix + "attention_mask"] = torch.arange(out[prefix + "input_ids"].shape[1]) < lengths[
+        :, None]
+    out[prefix + "token_type_ids"] = pad([f.get(prefix + "token_type_ids") or [0] * len(r)
+                                          for f, r in zip(features, ids)], 0)
+    if prefix:
+        return out
+    for key in features[0]:
+        if key in ("input_ids", "token_type_ids") or key.startswith("_"):
+            continue  # "_..." fields are bookkeeping (offsets, example ids), not model inputs
+        values = [f[key] for f in features]
+        if isinstance(values[0], list):
+            out[key] = pad(values, IGNORE_INDEX)
+        else:
+            out[key] = torch.tensor(values, dtype=torch.float32 if isinstance(values[0], float)
+                                    else torch.long)
+    return out
+
+
+def iterate(features: Sequence[dict], index_batches: list[list[int]]) -> Iterator[list[dict]]:
+    """The features of each batch, in the order of `index_batches`."""
+    for rows in index_batches:
+        yield [features[i] for i in rows]
+
+
+__all__ = ["batches", "collate", "iterate", "pad"]

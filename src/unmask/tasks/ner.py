@@ -1,0 +1,101 @@
+"""Token classification (NER) from CoNLL BIO data.
+
+Each word's tag is learnt and predicted at its first sub-token; the other sub-tokens,
+[CLS] / [SEP] and padding carry -100. Evaluation is per word against every gold tag of the
+file: a word cut off by max_length, or one the tokenizer turns into no token at all, is
+predicted "O" (it still counts in the gold entities). Entity precision / recall / F1 are
+seqeval's (exact span and type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from unmask.heads import IGNORE_INDEX
+from unmask.tasks.base import Task, model_inputs
+from unmask.tasks.metrics import accuracy, entity_prf
+from unmask.tasks.readers import DataError, TaggedSentence, read_conll
+
+
+class NerTask(Task):
+    """BIO tagging with a TokenClassifier."""
+
+    name = "ner"
+    metric = "f1"
+    model_task = "token_classification"
+
+    def __init__(self, model_path, **kwargs: Any):
+        super().__init__(model_path, **kwargs)
+        self.labels: list[str] = []
+
+    def read(self, path: str | Path) -> list[TaggedSentence]:
+        return read_conll(path)
+
+    def fit_labels(self, examples: Sequence[TaggedSentence], path) -> None:
+        types = sorted({t[2:] for e in examples for t in e.tags if t != "O"})
+        # Every type gets both B- and I- (a type seen only as B- in training still has I-).
+        self.labels = ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+
+    def check_labels(self, examples: Sequence[TaggedSentence], path) -> None:
+        known = set(self.labels)
+        for e in examples:
+            for k, tag in enumerate(e.tags):
+                if tag not in known:
+                    raise DataError(path, e.line + k, f"unknown tag {tag!r}; the model's tags "
+                                    f"are {self.labels} (from the training file)")
+
+    def labels_from(self, model: nn.Module) -> None:
+        id2label = model.id2label or {}
+        self.labels = [id2label.get(i, f"LABEL_{i}") for i in range(model.num_labels)]
+
+    def build_model(self) -> nn.Module:
+        return self.load(num_labels=len(self.labels), id2label=dict(enumerate(self.labels)))
+
+    def features(self, examples: Sequence[TaggedSentence], train: bool) -> list[dict]:
+        enc = self.tokenizer.encode_batch([e.words for e in examples], is_split_into_words=True,
+                                          max_length=self.max_length, padding=False)
+        index = {t: i for i, t in enumerate(self.labels)}
+        out = []
+        for e, ids, types, words in zip(examples, enc.input_ids, enc.token_type_ids,
+                                        enc.word_ids):
+            labels, prev = [], -1
+            for w in words:
+                first = w >= 0 and w != prev  # the first sub-token of word w
+                labels.append(index.get(e.tags[w], IGNORE_INDEX) if first else IGNORE_INDEX)
+                if w >= 0:
+                    prev = w
+            out.append({"input_ids": ids, "token_type_ids": types, "labels": labels,
+                        "_word_ids": words})
+        return out
+
+    def predict(self, model: nn.Module, examples: Sequence[TaggedSentence]) -> list[list[str]]:
+        """Predicted tags, one list per sentence, one tag per word."""
+        def fn(m, feats, padded):
+            best = m(**model_inputs(padded)).logits.argmax(-1).tolist()  # (B, L)
+            rows = []
+            for f, row in zip(feats, best):
+                tags: dict[int, str] = {}
+                for w, label in zip(f["_word_ids"], row):
+                    if w >= 0 and w not in tags:
+                        tags[w] = self.labels[label]
+                rows.append(tags)
+            return rows
+
+        found = self.run(model, self.features(examples, train=False), fn)
+        return [[tags.get(w, "O") for w in range(len(e.words))] for e, tags in zip(examples, found)]
+
+    def evaluate(self, model: nn.Module, examples: Sequence[TaggedSentence]) -> dict[str, Any]:
+        pred = self.predict(model, examples)
+        gold = [e.tags for e in examples]
+        scores = entity_prf(gold, pred)
+        flat_gold = [t for s in gold for t in s]
+        flat_pred = [t for s in pred for t in s]
+        return {"metric": scores["f1"], **scores,
+                "token_accuracy": accuracy(flat_gold, flat_pred), "sentences": len(examples)}
+
+
+__all__ = ["NerTask"]

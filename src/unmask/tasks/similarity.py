@@ -1,0 +1,88 @@
+"""Sentence similarity: cosine of pooled embeddings, scored by Spearman against gold scores.
+
+Zero-shot: embed both sentences with the checkpoint as an Embedder (its sentence-transformers
+pooling and normalisation when it has them) and correlate their cosine with the gold score.
+Fine-tuning: sentence-transformers' CosineSimilarityLoss, the mean-squared error between
+cos(u, v) and the gold score divided by `max_score` (STS-B's 0..5 becomes 0..1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unmask.tasks.base import Task
+from unmask.tasks.metrics import pearson, spearman
+from unmask.tasks.readers import DataError, RowExample, read_rows
+
+
+class SimilarityTask(Task):
+    """Sentence-pair scores with an Embedder. max_score: the top of the gold scale."""
+
+    name = "similarity"
+    metric = "spearman"
+    model_task = "embedding"
+
+    def __init__(self, model_path, max_score: float = 5.0, **kwargs: Any):
+        super().__init__(model_path, **kwargs)
+        self.max_score = max_score
+
+    def read(self, path: str | Path) -> list[RowExample]:
+        rows = read_rows(path)
+        for r in rows:
+            if r.text_pair is None:
+                raise DataError(path, r.line, "similarity needs two sentences and a score per "
+                                "row (sentence1, sentence2, score)")
+            try:
+                float(r.label)
+            except ValueError:
+                raise DataError(path, r.line, f"score {r.label!r} is not a number") from None
+        return rows
+
+    def build_model(self) -> nn.Module:
+        # Padded SDPA: training batches are length-sorted, so padding is small, and the
+        # unpadded path's one attention call per distinct length is slow in backward.
+        return self.load(backend="sdpa")
+
+    def features(self, examples: Sequence[RowExample], train: bool) -> list[dict]:
+        a = self.tokenizer.encode_batch([e.text for e in examples], max_length=self.max_length,
+                                        padding=False).input_ids
+        b = self.tokenizer.encode_batch([e.text_pair for e in examples],
+                                        max_length=self.max_length, padding=False).input_ids
+        # input_ids: the longer of the two, only to size batches by tokens.
+        return [{"input_ids": max(x, y, key=len), "a_input_ids": x, "b_input_ids": y,
+                 "labels": float(e.label) / self.max_score} for e, x, y in zip(examples, a, b)]
+
+    def loss(self, model: nn.Module, batch: list[dict]) -> torch.Tensor:
+        u = self._embed(model, batch, "a_")
+        v = self._embed(model, batch, "b_")
+        target = torch.tensor([f["labels"] for f in batch], dtype=u.dtype, device=u.device)
+        return F.mse_loss(F.cosine_similarity(u, v), target)
+
+    def _embed(self, model: nn.Module, batch: list[dict], prefix: str) -> torch.Tensor:
+        padded = self.collate(batch, prefix)
+        return model(padded[prefix + "input_ids"], padded[prefix + "attention_mask"],
+                     padded[prefix + "token_type_ids"]).embeddings  # (B, H)
+
+    def scores(self, model: nn.Module, examples: Sequence[RowExample]) -> list[float]:
+        """Cosine similarity of each pair, with Embedder.encode (its max_length)."""
+        was_training = model.training
+        model.eval()
+        u = model.encode([e.text for e in examples], self.tokenizer)  # (N, H)
+        v = model.encode([e.text_pair for e in examples], self.tokenizer)
+        model.train(was_training)
+        return F.cosine_similarity(u, v).tolist()
+
+    def evaluate(self, model: nn.Module, examples: Sequence[RowExample]) -> dict[str, Any]:
+        pred = self.scores(model, examples)
+        gold = [float(e.label) for e in examples]
+        out = {"spearman": spearman(gold, pred), "pearson": pearson(gold, pred)}
+        return {"metric": out["spearman"], **out, "pairs": len(examples)}
+
+
+__all__ = ["SimilarityTask"]
