@@ -1,0 +1,179 @@
+"""Training checkpoints that survive being killed at any moment, and resume exactly.
+
+Layout under a run directory:
+
+    checkpoints/step-00000100/        one complete checkpoint
+        state.safetensors           model(s) and optimizer tensors (no pickle anywhere)
+        state.json                  step, optimizer hyper-parameters, data cursor, config, ...
+        rng-rank0.safetensors       each rank's torch (and CUDA) RNG state
+        rng-rank0.json              each rank's Python and NumPy RNG state
+    checkpoints/latest              the name of the newest complete checkpoint
+
+Atomicity: a checkpoint is written into `step-XXXXXXXX.tmp-<pid>`, its files flushed to disk,
+then renamed to its final name, and only then is `latest` replaced (write a temporary file,
+rename over the old one). A kill at any point leaves `latest` naming a complete checkpoint;
+half-written `.tmp-*` directories are ignored and cleaned up by the next save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+LATEST = "latest"
+_STATE = "state"
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _fsync_write(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """optimizer.state_dict() -> (tensors, JSON-able rest)."""
+    tensors = {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            tensors[f"optim.{index}.{key}"] = value.detach().reshape(value.shape).cpu()
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g
+              for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    """This process's RNG states: (tensors for torch / CUDA, JSON for Python and NumPy)."""
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["cuda"] = torch.cuda.get_rng_state()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    meta = {"numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+            "python": [version, list(internal), gauss]}
+    return tensors, meta
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Inverse of rng_state."""
+    torch.set_rng_state(tensors["torch"])
+    if "cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["cuda"])
+    kind, keys, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = meta["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def checkpoint_root(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    root = checkpoint_root(run_dir)
+    pointer = root / LATEST
+    if not pointer.is_file():
+        return None
+    path = root / pointer.read_text().strip()
+    return path if (path / f"{_STATE}.json").is_file() else None
+
+
+class CheckpointWriter:
+    """Writes one checkpoint cooperatively from every rank (see the module docstring).
+
+    Call begin() on rank 0, barrier, write_rng() on every rank, barrier, commit() on rank 0.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, step: int, keep: int = 2):
+        self.root = checkpoint_root(run_dir)
+        self.name = f"step-{step:08d}"
+        self.tmp = self.root / f"{self.name}.tmp"
+        self.keep = keep
+
+    def begin(self, models: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+              meta: dict) -> None:
+        """Rank 0: model and optimizer tensors plus JSON state, into the temporary folder."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob("*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        self.tmp.mkdir()
+        tensors: dict[str, torch.Tensor] = {}
+        seen: set[int] = set()
+        for prefix, model in models.items():
+            for key, value in model.state_dict(keep_vars=True).items():
+                # Shared weights (tied decoder, ELECTRA's shared embeddings) are stored once
+                # per model; safetensors refuses two names for one storage, so clone.
+                t = value.detach().cpu()
+                tensors[f"{prefix}.{key}"] = t.clone() if id(value) in seen else t
+                seen.add(id(value))
+        optim_tensors, optim_meta = _flatten_optimizer(optimizer.state_dict())
+        tensors.update(optim_tensors)
+        save_file({k: v.contiguous() for k, v in tensors.items()},
+                  str(self.tmp / f"{_STATE}.safetensors"))
+        _write_json(self.tmp / f"{_STATE}.json", {**meta, "optimizer": optim_meta})
+
+    def write_rng(self, rank: int) -> None:
+        """Every rank: its own RNG state."""
+        tensors, meta = rng_state()
+        save_file(tensors, str(self.tmp / f"rng-rank{rank}.safetensors"))
+        _write_json(self.tmp / f"rng-rank{rank}.json", meta)
+
+    def commit(self) -> Path:
+        """Rank 0: rename into place, point `latest` at it, drop old checkpoints."""
+        final = self.root / self.name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(self.tmp, final)
+        pointer_tmp = self.root / f"{LATEST}.tmp"
+        _fsync_write(pointer_tmp, self.name.encode())
+        os.replace(pointer_tmp, self.root / LATEST)
+        done = sorted(p for p in self.root.glob("step-*") if p.is_dir() and "." not in p.name)
+        for old in done[:-self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+
+def load_checkpoint(path: Path, models: dict[str, torch.nn.Module],
+                    optimizer: torch.optim.Optimizer, rank: int) -> dict:
+    """Restore models, optimizer and this rank's RNG from a checkpoint; returns its JSON state."""
+    meta = json.loads((path / f"{_STATE}.json").read_text())
+    tensors = load_file(str(path / f"{_STATE}.safetensors"))
+    for prefix, model in models.items():
+        own = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        model.load_state_dict(own)
+    optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+    rng_file = path / f"rng-rank{rank}.safetensors"
+    if not rng_file.is_file():
+        raise FileNotFoundError(
+            f"{path} has no RNG state for rank {rank}: it was written by fewer processes; "
+            "resume with the same number of processes"
+        )
+    set_rng_state(load_file(str(rng_file)),
+                  json.loads((path / f"rng-rank{rank}.json").read_text()))
+    return meta
+
+
+__all__ = ["CheckpointWriter", "checkpoint_root", "latest_checkpoint", "load_checkpoint",
+           "rng_state", "set_rng_state"]

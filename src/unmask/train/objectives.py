@@ -1,0 +1,271 @@
+"""Pretraining objectives: masked LM (token / whole-word / span), ELECTRA, causal LM.
+
+Axes: B packed rows, L their length, S segments (one document piece each), M the longest
+segment, N positions with a loss, V vocabulary, H hidden size.
+
+Each objective is an nn.Module with two halves:
+  prepare(batch)   CPU work on a packed batch from PackedBatches: corrupt (reproducibly, keyed
+                   by sample id, never across a document boundary) and cut the rows into
+                   segments (unmask.train.layout). Returns the forward inputs and `counts`,
+                   the denominators of each loss term (masked tokens, real tokens, ...).
+  forward(...)     the model work. Returns (terms, stats): terms float (K,) differentiable
+                   loss *sums*, one per term; stats float64 (len(stat_names),) detached sums
+                   for metrics.
+The training loop divides each term by its denominator summed over the whole global batch
+(every micro-batch, every rank) and weights it, so one optimizer step sees exactly the loss
+of the global batch, however it is split across ranks and accumulation steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unmask import masks
+from unmask.config import EncoderConfig
+from unmask.corruption import MLMCorruption
+from unmask.heads import IGNORE_INDEX, MaskedLM, ReplacedTokenDetector
+from unmask.train.layout import to_segments
+from unmask.train.words import word_ids
+
+OBJECTIVES = ("mlm", "electra", "causal")
+MASKINGS = ("token", "whole_word", "span")
+ELECTRA_DISCRIMINATOR_WEIGHT = 50.0
+
+
+def _decode_labelled(model: MaskedLM, input_ids, attention_mask, position_ids, labels,
+                     mask=None):
+    """Encoder on segments, decoder on the labelled rows only (the decoder is the biggest
+    matmul, H x V per row: skipping unlabelled rows skips most of it).
+
+    input_ids, labels: int64 (S, M); mask: optional extra attention mask (causal).
+    Returns (ce_sum float32 scalar, stats float64 (3,) [ce_sum, n, correct], logits (N, V)).
+    """
+    hidden = model.encoder(input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                           mask=mask, backend="unpadded").last_hidden_state  # (S, M, H)
+    flat = labels.reshape(-1)
+    rows = (flat != IGNORE_INDEX).nonzero().squeeze(1)  # (N,)
+    logits = model.head(hidden.reshape(-1, hidden.shape[-1])[rows],
+                        model.encoder.embeddings.word.weight)  # (N, V)
+    targets = flat[rows]
+    ce = F.cross_entropy(logits.float(), targets, reduction="sum")
+    correct = (logits.argmax(-1) == targets).sum()
+    n = torch.tensor(float(len(rows)), dtype=torch.float64, device=ce.device)
+    return ce, torch.stack([ce.detach().double(), n, correct.double()]), logits
+
+
+class MaskedLMObjective(nn.Module):
+    """BERT's objective: corrupt `rate` of the tokens 80/10/10, predict the originals.
+
+    model: MaskedLM. corruption: MLMCorruption (its probability is the masking rate).
+    masking: "token" (BERT), "whole_word" (all pieces of a word together) or "span"
+    (SpanBERT). continues: bool (V,) word-continuation table (unmask.train.words) for
+    whole_word and span. pad_id: the padding id of the segment layout.
+    """
+
+    stat_names = ("mlm_sum", "masked", "correct")
+    weights = (1.0,)
+
+    def __init__(self, model: MaskedLM, corruption: MLMCorruption, masking: str = "token",
+                 continues: np.ndarray | None = None, pad_id: int = 0):
+        super().__init__()
+        self.pad_id = pad_id
+        if masking not in MASKINGS:
+            raise ValueError(f"masking must be one of {MASKINGS}, got {masking!r}")
+        if masking != "token" and continues is None:
+            raise ValueError(f"{masking} masking needs the word-continuation table")
+        self.model, self.corruption, self.masking, self.continues = (
+            model, corruption, masking, continues)
+
+    def corrupt(self, batch: dict, corruption: MLMCorruption | None = None):
+        """Packed batch -> (corrupted ids, labels), int64 (B, L); nothing crosses documents.
+
+        corruption: use this one instead of the objective's (a fixed validation set)."""
+        c, ids = corruption or self.corruption, batch["input_ids"]
+        common = {"special_tokens_mask": batch["special_tokens_mask"],
+                      "sample_ids": batch["sample_ids"]}
+        if self.masking == "token":
+            return c(ids, batch["attention_mask"], **common)
+        words = word_ids(ids, batch["special_tokens_mask"], self.continues)
+        if self.masking == "whole_word":
+            return c.whole_word(ids, words, batch["attention_mask"],
+                                document_ids=batch["document_ids"], **common)
+        return c.spans(ids, words, batch["document_ids"], batch["attention_mask"], **common)
+
+    def prepare(self, batch: dict, corruption: MLMCorruption | None = None):
+        """Packed batch -> (forward inputs in segment layout, counts float64 (1,))."""
+        corrupted, labels = self.corrupt(batch, corruption)
+        seg = to_segments({"input_ids": corrupted, "labels": labels}, batch["attention_mask"],
+                          batch["position_ids"],
+                          {"input_ids": self.pad_id, "labels": IGNORE_INDEX})
+        counts = torch.tensor([float((labels != IGNORE_INDEX).sum())], dtype=torch.float64)
+        return seg, counts
+
+    def forward(self, input_ids, attention_mask, position_ids, labels):
+        ce, stats, _ = _decode_labelled(self.model, input_ids, attention_mask, position_ids,
+                                        labels)
+        return ce[None], stats
+
+    @staticmethod
+    def metrics(stats: dict[str, float]) -> dict[str, float]:
+        """Summed stats -> loss, accuracy on masked tokens, perplexity."""
+        n = max(stats["masked"], 1.0)
+        loss = stats["mlm_sum"] / n
+        return {"loss": loss, "mlm_loss": loss, "accuracy": stats["correct"] / n,
+                "perplexity": math.exp(min(loss, 50.0))}
+
+    def models(self) -> dict[str, nn.Module]:
+        """What to save: name -> model ("model" is the one users continue from)."""
+        return {"model": self.model}
+
+
+class CausalLMObjective(MaskedLMObjective):
+    """Next-token prediction with the same encoder under a causal mask (for comparison).
+
+    Each segment is its own sequence: position i sees positions <= i of its document and
+    predicts token i + 1; nothing is corrupted.
+    """
+
+    def __init__(self, model: MaskedLM, pad_id: int = 0):
+        nn.Module.__init__(self)
+        self.model, self.pad_id = model, pad_id
+
+    def prepare(self, batch: dict, corruption: MLMCorruption | None = None):
+        ids = batch["input_ids"]
+        seg = to_segments({"input_ids": ids}, batch["attention_mask"], batch["position_ids"],
+                          {"input_ids": self.pad_id})
+        real = seg["attention_mask"]
+        labels = torch.full_like(seg["input_ids"], IGNORE_INDEX)
+        follows = real[:, 1:]
+        labels[:, :-1] = torch.where(follows, seg["input_ids"][:, 1:], IGNORE_INDEX)
+        seg["labels"] = labels
+        return seg, torch.tensor([float(follows.sum())], dtype=torch.float64)
+
+    def forward(self, input_ids, attention_mask, position_ids, labels):
+        causal = masks.causal(input_ids.shape[1], device=input_ids.device)
+        ce, stats, _ = _decode_labelled(self.model, input_ids, attention_mask, position_ids,
+                                        labels, causal)
+        return ce[None], stats
+
+
+def generator_config(config: EncoderConfig, divisor: int = 4) -> EncoderConfig:
+    """ELECTRA's generator: the discriminator's depth, 1/divisor of its width, embeddings
+    shared at the discriminator's width (embedding_size), projected down."""
+    heads = max(1, config.num_heads // divisor)
+    hidden = max(heads, config.hidden_size // divisor // heads * heads)
+    return config.replace(hidden_size=hidden, num_heads=heads,
+                          intermediate_size=max(1, config.intermediate_size // divisor),
+                          embedding_size=config.embed_dim)
+
+
+class ElectraObjective(nn.Module):
+    """ELECTRA replaced-token detection (Clark et al. 2020).
+
+    A small generator (MaskedLM) fills the masked positions by sampling (no gradient flows
+    through the sample); the discriminator (ReplacedTokenDetector) sees every token and says
+    which were replaced. A sample equal to the original counts as real. Loss = generator
+    MLM + 50 x discriminator binary cross-entropy. The two share their token, position and
+    type embeddings (and the embedding LayerNorm).
+    """
+
+    stat_names = ("mlm_sum", "masked", "correct", "disc_sum", "tokens", "disc_correct",
+                  "replaced")
+    weights = (1.0, ELECTRA_DISCRIMINATOR_WEIGHT)
+
+    def __init__(self, generator: MaskedLM, discriminator: ReplacedTokenDetector,
+                 corruption: MLMCorruption, masking: str = "token",
+                 continues: np.ndarray | None = None, pad_id: int = 0):
+        super().__init__()
+        self.mlm = MaskedLMObjective(generator, corruption, masking, continues, pad_id)
+        self.discriminator = discriminator
+        gen, disc = generator.encoder.embeddings, discriminator.encoder.embeddings
+        if gen.word.weight.shape != disc.word.weight.shape:
+            raise ValueError("generator and discriminator need the same embedding width to "
+                             "share embeddings; build the generator with generator_config()")
+        for name in ("word", "position", "token_type", "norm"):
+            setattr(gen, name, getattr(disc, name))
+
+    @property
+    def generator(self) -> MaskedLM:
+        return self.mlm.model
+
+    def prepare(self, batch: dict, corruption: MLMCorruption | None = None):
+        seg, counts = self.mlm.prepare(batch, corruption)
+        b, n = batch["input_ids"].shape
+        # One sample id per segment (its row's id and start column) keys the generator's draw.
+        moved = to_segments(
+            {"sid": batch["sample_ids"][:, None].expand(b, n).contiguous(),
+             "col": torch.arange(n).expand(b, n).contiguous()},
+            batch["attention_mask"], batch["position_ids"], {"sid": 0, "col": 0})
+        seg["segment_ids"] = moved["sid"][:, 0] * n + moved["col"][:, 0]
+        tokens = float(seg["attention_mask"].sum())
+        return seg, torch.cat([counts, torch.tensor([tokens], dtype=torch.float64)])
+
+    def forward(self, input_ids, attention_mask, position_ids, labels, segment_ids):
+        ce, mlm_stats, logits = _decode_labelled(self.generator, input_ids, attention_mask,
+                                                 position_ids, labels)
+        with torch.no_grad():
+            fake, replaced = self.mlm.corruption.electra_sample(
+                input_ids.cpu(), labels.cpu(), logits.detach().float().cpu(),
+                sample_ids=segment_ids.cpu())
+        fake, replaced = fake.to(input_ids.device), replaced.to(input_ids.device)
+        hidden = self.discriminator.encoder(fake, attention_mask=attention_mask,
+                                            position_ids=position_ids,
+                                            backend="unpadded").last_hidden_state  # (S, M, H)
+        disc_logits = self.discriminator.head(hidden)[attention_mask].float()  # (T,)
+        target = replaced[attention_mask].float()
+        bce = F.binary_cross_entropy_with_logits(disc_logits, target, reduction="sum")
+        disc_correct = ((disc_logits > 0) == replaced[attention_mask]).sum()
+        tokens = torch.tensor(float(len(target)), dtype=torch.float64, device=ce.device)
+        stats = torch.cat([mlm_stats, torch.stack([bce.detach().double(), tokens,
+                                                   disc_correct.double(), target.sum().double()])])
+        return torch.stack([ce, bce]), stats
+
+    @staticmethod
+    def metrics(stats: dict[str, float]) -> dict[str, float]:
+        out = MaskedLMObjective.metrics(stats)
+        tokens = max(stats["tokens"], 1.0)
+        disc = stats["disc_sum"] / tokens
+        out.update(loss=out["mlm_loss"] + ELECTRA_DISCRIMINATOR_WEIGHT * disc, disc_loss=disc,
+                   disc_accuracy=stats["disc_correct"] / tokens,
+                   replaced_fraction=stats["replaced"] / tokens)
+        return out
+
+    def models(self) -> dict[str, nn.Module]:
+        return {"model": self.discriminator, "generator": self.generator}
+
+
+def build_objective(name: str, model: nn.Module, corruption: MLMCorruption | None,
+                    masking: str = "token", continues: np.ndarray | None = None,
+                    generator: MaskedLM | None = None, pad_id: int = 0) -> nn.Module:
+    """The objective called `name` ("mlm", "electra", "causal") around the given model(s)."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {name!r}")
+    if name == "causal":
+        return CausalLMObjective(model, pad_id)
+    if name == "mlm":
+        return MaskedLMObjective(model, corruption, masking, continues, pad_id)
+    return ElectraObjective(generator, model, corruption, masking, continues, pad_id)
+
+
+def eval_corruption(corruption: MLMCorruption, seed: int = 1234) -> MLMCorruption:
+    """The fixed corruption of the validation batches: same rate, its own seed."""
+    return replace(corruption, seed=seed)
+
+
+__all__ = [
+    "ELECTRA_DISCRIMINATOR_WEIGHT",
+    "MASKINGS",
+    "OBJECTIVES",
+    "CausalLMObjective",
+    "ElectraObjective",
+    "MaskedLMObjective",
+    "build_objective",
+    "eval_corruption",
+    "generator_config",
+]

@@ -1,0 +1,52 @@
+"""Word ids for packed token ids, from the vocabulary alone (whole-word and span masking).
+
+Packed shards store ids, not words; whether a token continues the previous word can be read
+from its string: WordPiece marks continuations with "##", byte-level BPE and SentencePiece
+mark word *starts* with "Ġ" / "▁".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_START_MARKS = ("Ġ", "▁")
+
+
+def continuation_table(vocab: dict[str, int], vocab_size: int) -> np.ndarray:
+    """bool (V,): True where a token continues the word before it.
+
+    vocab: token string -> id (tokenizers' get_vocab()).
+    """
+    table = np.zeros(vocab_size, dtype=bool)
+    if any(t.startswith("##") for t in vocab):
+        for token, i in vocab.items():
+            table[i] = token.startswith("##") and i < vocab_size
+        return table
+    for mark in _START_MARKS:
+        if any(t.startswith(mark) for t in vocab):
+            for token, i in vocab.items():
+                if i < vocab_size:
+                    # punctuation pieces without the mark also start words in practice
+                    table[i] = not token.startswith(mark) and token.isalnum()
+            return table
+    return table  # unknown scheme: every token is its own word
+
+
+def word_ids(input_ids: torch.Tensor, special_tokens_mask: torch.Tensor,
+             continues: np.ndarray) -> torch.Tensor:
+    """int64 (B, L) word index per token, -1 on specials and padding.
+
+    input_ids: int64 (B, L). special_tokens_mask: bool (B, L). continues: continuation_table.
+    A word starts at a non-continuation token or right after a special token.
+    """
+    ids = input_ids.cpu().numpy()
+    special = special_tokens_mask.cpu().numpy()
+    after_special = np.ones_like(special)
+    after_special[:, 1:] = special[:, :-1]
+    start = ~special & (~continues[ids] | after_special)
+    words = np.cumsum(start, axis=1) - 1
+    return torch.from_numpy(np.where(special, -1, words).astype(np.int64))
+
+
+__all__ = ["continuation_table", "word_ids"]
