@@ -32,14 +32,18 @@ from unmask.heads import (
     SequenceClassifier,
     TokenClassifier,
 )
-from unmask.model import Encoder
+from unmask.model import ENCODER_BACKENDS, Encoder
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
 V, H, HEADS, INTER = 99, 32, 4, 37
 TOL = 1e-5
-BACKENDS = ("eager", "sdpa", "unpadded")
+try:
+    from torch.nn.attention import flex_attention  # noqa: F401
+    BACKENDS = ENCODER_BACKENDS  # eager, sdpa, sparse, flex (uncompiled on CPU), unpadded
+except ImportError:  # torch < 2.5
+    BACKENDS = tuple(b for b in ENCODER_BACKENDS if b != "flex")
 
 
 def _hf_config(family: str):

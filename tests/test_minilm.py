@@ -131,3 +131,14 @@ def test_saved_embedder_loads_in_sentence_transformers(tokenizer, sentence_trans
 
 def test_tokenizer_matches_the_model(tokenizer):
     check_tokenizer(tokenizer, load(MODEL_DIR))  # 30522 == 30522: no error
+
+
+@pytest.mark.parametrize("backend", ["unpadded", "sdpa"])
+def test_bfloat16_embeddings_stay_close_to_float32(tokenizer, backend):
+    # The bf16 mode bench_embed.py times: bf16 weights and activations, float32 out.
+    model = Embedder.from_pretrained(MODEL_DIR, backend=backend)
+    ref = model.encode(SENTENCES, tokenizer)
+    half = model.to(torch.bfloat16).encode(SENTENCES, tokenizer)
+    assert half.dtype == torch.float32 and half.shape == ref.shape
+    cos = torch.nn.functional.cosine_similarity(half, ref, dim=-1)
+    assert cos.min().item() >= 0.999, cos

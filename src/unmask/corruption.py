@@ -29,6 +29,7 @@ torch tensors on the device of `input_ids`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -63,11 +64,16 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z
 
 
+@functools.lru_cache(maxsize=256)
+def _stream_key(seed: int, stream: int) -> np.uint64:
+    """The key of one (seed, stream) pair; cached, since every batch asks for the same few."""
+    base = np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)
+    return _mix(base + np.array([stream], dtype=np.uint64) * _GOLDEN)[0]  # arrays wrap silently
+
+
 def _row_keys(seed: int, stream: int, sample_ids: np.ndarray) -> np.ndarray:
     """uint64 (B,): one key per sample for one stream; counters then index inside it."""
-    base = np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)
-    base = _mix(base + np.array([stream], dtype=np.uint64) * _GOLDEN)  # arrays wrap silently
-    return _mix(sample_ids * _GOLDEN ^ base)
+    return _mix(sample_ids * _GOLDEN ^ _stream_key(seed, stream))
 
 
 def _hash(row_keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
