@@ -108,7 +108,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.steps is None and self.minutes is None:
-            raise ValueError("give the run a length: steps=N and/or minutes=M")
+            raise ValueError("give the run a length: --steps N and/or --minutes M")
         if self.init is None and self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         for name, allowed in (("objective", OBJECTIVES), ("masking", MASKINGS),

@@ -1,0 +1,248 @@
+"""`unmask prepare` (raw text -> token shards) and `unmask pretrain` (shards -> a model).
+
+    unmask prepare books/ --out shards/ --train-tokenizer --vocab-size 16000
+    unmask pretrain --data shards/ --out run/ --preset mini --minutes 30
+    unmask pretrain --corpus books/ --out run/ --steps 2000        # prepares run/data first
+    unmask pretrain --out run/ --steps 2000 --resume               # after a kill, continue
+    torchrun --nproc-per-node 2 -m unmask.cli pretrain --data shards/ --out run/ --steps 2000
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+DEFAULT_VOCAB = 8000
+
+
+def _fraction_or_count(text: str) -> float | int:
+    value = float(text)
+    return int(value) if value >= 1 and value.is_integer() else value
+
+
+def prepare_corpus(inputs, out: Path, *, tokenizer: str | None = None,
+                   vocab_size: int = DEFAULT_VOCAB, documents: str = "file",
+                   text_field: str = "text", validation: float = 0.02, seed: int = 0,
+                   lowercase: bool = True, quiet: bool = False) -> dict:
+    """Tokenise `inputs` (paths / globs, or a Corpus) into shards under `out`.
+
+    tokenizer: a tokenizer.json or checkpoint directory; None trains a WordPiece tokenizer of
+    `vocab_size` on the same corpus first. Returns the shard manifest.
+    """
+    from unmask.data import Corpus, DecodingWarning, prepare_shards, train_tokenizer
+
+    corpus = inputs if isinstance(inputs, Corpus) else Corpus(inputs, documents, text_field)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DecodingWarning)
+        if tokenizer is None:
+            tok = train_tokenizer(corpus, vocab_size=vocab_size, lowercase=lowercase)
+        else:
+            path = Path(tokenizer)
+            tok = path / "tokenizer.json" if path.is_dir() else path
+            if not tok.is_file():
+                raise FileNotFoundError(f"no tokenizer at {tok}; pass a tokenizer.json or a "
+                                        "checkpoint directory that holds one")
+        manifest = prepare_shards(corpus, tok, out, validation=validation, seed=seed,
+                                  overwrite=True)
+    if not quiet:
+        # one line per badly encoded file, not one per tokenizer pass
+        for message in sorted({str(w.message) for w in caught}):
+            print(f"warning: {message}", file=sys.stderr)
+    return manifest
+
+
+def _report_shards(manifest: dict, out: Path, seq_len: int) -> None:
+    from unmask.data import TokenShards, plan_rows
+
+    splits = manifest["splits"]
+    train = splits["train"]
+    val = splits.get("validation", {"num_documents": 0, "num_tokens": 0})
+    print(f"prepared {out}: {train['num_documents']:,} training documents "
+          f"({train['num_tokens']:,} tokens), {val['num_documents']:,} validation documents "
+          f"({val['num_tokens']:,} tokens), {manifest['dtype']} ids, vocabulary "
+          f"{manifest['vocab_size']:,}, {manifest['prepare']['tokens_per_second']:,} tokens/s")
+    stats = plan_rows(TokenShards(out, "train").document_lengths, seq_len).stats
+    print(f"packing at seq_len {seq_len}: {stats}")
+
+
+def cmd_prepare(args) -> int:
+    try:
+        manifest = prepare_corpus(
+            args.inputs, Path(args.out), tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+            documents=args.documents, text_field=args.text_field, validation=args.validation,
+            seed=args.seed, lowercase=not args.cased)
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
+        raise SystemExit(f"error: {e}") from None
+    _report_shards(manifest, Path(args.out), args.seq_len)
+    return 0
+
+
+def _data_dir(args) -> Path:
+    """The shard directory to train on, preparing --corpus (or the docstring corpus) first."""
+    if args.data:
+        return Path(args.data)
+    out = Path(args.out) / "data"
+    rank = int(os.environ.get("RANK", "0"))
+    ready = (out / "manifest.json").is_file()
+    if ready and (args.resume or args.reuse_data):
+        return out
+    if rank != 0:  # torchrun: rank 0 prepares, the others wait for its manifest
+        while not (out / "manifest.json").is_file():
+            time.sleep(0.5)
+        return out
+    if args.corpus:
+        inputs, what = args.corpus, " ".join(args.corpus)
+    else:
+        from unmask.data import Corpus
+        from unmask.data.docstrings import docstring_corpus
+
+        texts = docstring_corpus(max_chars=args.corpus_chars)
+        inputs = Corpus.from_texts(texts)
+        what = f"the docstrings of Python and installed packages ({len(texts):,} documents)"
+    print(f"preparing {what} -> {out}")
+    tokenizer = args.tokenizer or (args.init if args.init and
+                                   (Path(args.init) / "tokenizer.json").is_file() else None)
+    manifest = prepare_corpus(inputs, out, tokenizer=tokenizer, vocab_size=args.vocab_size,
+                              documents=args.documents, validation=args.validation,
+                              seed=args.seed)
+    _report_shards(manifest, out, args.seq_len)
+    return out
+
+
+def config_from_args(args, data: Path):
+    from unmask.train.loop import TrainConfig
+
+    return TrainConfig(
+        data=str(data), out=args.out, preset=args.preset, init=args.init,
+        objective=args.objective, masking=args.masking, mask_rate=args.mask_rate,
+        seq_len=args.seq_len, batch_size=args.batch_size, accumulate=args.accumulate,
+        steps=args.steps, minutes=args.minutes, lr=args.lr, schedule=args.schedule,
+        warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip, dtype=args.dtype,
+        compile=args.compile, dropout=args.dropout, eval_every=args.eval_every,
+        eval_batches=args.eval_batches, save_every=args.save_every, log_every=args.log_every,
+        keep=args.keep, seed=args.seed, device=args.device, progress=not args.no_progress)
+
+
+def run_pretraining(args) -> dict:
+    """Prepare (if needed), train, save; prints a summary. Returns Trainer.run()'s result."""
+    from unmask.train.loop import Trainer
+
+    if args.resume and not args.data and not (Path(args.out) / "data" / "manifest.json").is_file():
+        raise FileNotFoundError(f"{args.out} holds no prepared data to resume with; pass "
+                                "--data, or start without --resume")
+    data = _data_dir(args)
+    trainer = Trainer(config_from_args(args, data), resume=args.resume)
+    if trainer.dist.is_main:
+        n = sum(p.numel() for p in trainer.objective.parameters())
+        g = args.batch_size * args.accumulate * trainer.dist.world_size
+        where = f"{trainer.dist.world_size} process(es) on {trainer.dist.device}"
+        print(f"{args.objective} ({args.masking} masking, rate {args.mask_rate}) on "
+              f"{args.init or args.preset}: {n / 1e6:.1f} M parameters, global batch {g} x "
+              f"{args.seq_len}, {where}, {'bf16' if trainer.use_bf16 else 'fp32'}"
+              + (f"; resuming at step {trainer.step}" if args.resume else ""))
+        if trainer.baseline is not None:
+            print(f"unigram baseline (loss of ignoring context): {trainer.baseline:.3f}")
+    result = trainer.run()
+    if trainer.dist.is_main:
+        ev, tr = result["eval"], result["train"]
+        line = f"done: {result['step']} steps"
+        if tr:
+            line += f", train loss {tr['loss']:.3f}, {tr['tokens_per_s']:,.0f} tokens/s"
+        if ev:
+            line += (f"; validation loss {ev['loss']:.3f}, accuracy {ev['accuracy']:.1%}, "
+                     f"perplexity {ev['perplexity']:.1f}")
+        print(line)
+        out = Path(args.out)
+        print(f"saved {out / 'model'} (unmask), {out / 'hf'} (Hugging Face layout), "
+              f"{out / 'metrics.jsonl'}, {out / 'loss.png'}")
+    from unmask.train.distributed import cleanup
+
+    cleanup(trainer.dist)
+    return result
+
+
+def cmd_pretrain(args) -> int:
+    try:
+        run_pretraining(args)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    return 0
+
+
+def add_training_arguments(p) -> None:
+    """The flags of `unmask pretrain` (the demo reuses them)."""
+    from unmask.config import PRESETS
+
+    data = p.add_argument_group("data")
+    data.add_argument("--data", help="prepared shard directory (unmask prepare)")
+    data.add_argument("--corpus", nargs="+", help="raw text files/folders/globs to prepare "
+                      "into OUT/data first (default: Python docstrings)")
+    data.add_argument("--tokenizer", help="tokenizer.json / checkpoint dir for --corpus "
+                      "(default: train a WordPiece tokenizer)")
+    data.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB)
+    data.add_argument("--documents", choices=("file", "blank_line"), default="file")
+    data.add_argument("--validation", type=_fraction_or_count, default=0.02,
+                      help="validation documents: fraction (<1) or count")
+    data.add_argument("--corpus-chars", type=int, default=5_000_000,
+                      help="size of the default docstring corpus")
+    data.add_argument("--reuse-data", action="store_true",
+                      help="reuse OUT/data if it was prepared before")
+    model = p.add_argument_group("model and objective")
+    model.add_argument("--preset", choices=tuple(PRESETS), default="mini")
+    model.add_argument("--init", help="continue pretraining this checkpoint (ours or HF)")
+    model.add_argument("--objective", choices=("mlm", "electra", "causal"), default="mlm")
+    model.add_argument("--masking", choices=("token", "whole_word", "span"), default="token")
+    model.add_argument("--mask-rate", type=float, default=0.30)
+    model.add_argument("--dropout", type=float, default=None)
+    run = p.add_argument_group("optimisation")
+    run.add_argument("--seq-len", type=int, default=128)
+    run.add_argument("--batch-size", type=int, default=32, help="rows per process per micro-batch")
+    run.add_argument("--accumulate", type=int, default=1, help="micro-batches per step")
+    run.add_argument("--steps", type=int, default=None)
+    run.add_argument("--minutes", type=float, default=None, help="wall-time budget")
+    run.add_argument("--lr", type=float, default=1e-3)
+    run.add_argument("--schedule", choices=("constant", "linear", "cosine", "wsd"),
+                     default="linear")
+    run.add_argument("--warmup", type=float, default=0.06, help="steps, or fraction if < 1")
+    run.add_argument("--weight-decay", type=float, default=0.01)
+    run.add_argument("--clip", type=float, default=1.0)
+    run.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto")
+    run.add_argument("--compile", action="store_true", help="torch.compile the model")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    run.add_argument("--seed", type=int, default=0)
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default="runs/pretrain", help="run directory")
+    out.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
+    out.add_argument("--eval-every", type=int, default=200)
+    out.add_argument("--eval-batches", type=int, default=16)
+    out.add_argument("--save-every", type=int, default=500)
+    out.add_argument("--log-every", type=int, default=10)
+    out.add_argument("--keep", type=int, default=2, help="checkpoints kept")
+    out.add_argument("--no-progress", action="store_true")
+
+
+def register(sub) -> None:
+    prep = sub.add_parser("prepare", help="raw text -> memory-mapped token shards")
+    prep.add_argument("inputs", nargs="+", help=".txt / .jsonl / .gz files, folders or globs")
+    prep.add_argument("--out", required=True, help="shard directory to write")
+    prep.add_argument("--tokenizer", help="tokenizer.json or checkpoint directory")
+    prep.add_argument("--train-tokenizer", action="store_true",
+                      help="train a WordPiece tokenizer on the corpus (default without "
+                      "--tokenizer)")
+    prep.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB)
+    prep.add_argument("--cased", action="store_true", help="trained tokenizer keeps case")
+    prep.add_argument("--documents", choices=("file", "blank_line"), default="file",
+                      help="one document per file, or per blank-line-separated block")
+    prep.add_argument("--text-field", default="text", help="the text field of .jsonl records")
+    prep.add_argument("--validation", type=_fraction_or_count, default=0.02,
+                      help="validation documents: fraction (<1) or count")
+    prep.add_argument("--seq-len", type=int, default=128, help="for the packing report")
+    prep.add_argument("--seed", type=int, default=0)
+    prep.set_defaults(func=cmd_prepare)
+
+    pre = sub.add_parser("pretrain", help="pretrain a masked language model on your text")
+    add_training_arguments(pre)
+    pre.set_defaults(func=cmd_pretrain)
