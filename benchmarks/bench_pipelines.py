@@ -198,6 +198,8 @@ def main() -> int:
         ours = pipeline("answer", dirs["answer"])
         theirs = hf_answer(dirs["answer"], pairs)
         qs, cs = [q for q, _ in pairs], [c for _, c in pairs]
+        a, b = ours(qs[:10], cs[:10]), theirs(pairs[:10])  # check, and warm both up
+        assert [(x["start"], x["end"]) for x in a] == b, "answers differ"
         a, t_ours = timed(ours, qs, cs)
         b, t_hf32 = timed(theirs, pairs)
         assert [(x["start"], x["end"]) for x in a] == b, "answers differ"

@@ -51,9 +51,11 @@ class NER(Pipeline):
             return [p[:n] for p, n in zip(probs, batch.lengths)]
 
         per_window = self.run(windows.input_ids, fn)
+        rows_of: list[list[int]] = [[] for _ in texts]
+        for r, t in enumerate(windows.overflow_to_sample_mapping):
+            rows_of[t].append(r)
         out = []
-        for t, text in enumerate(texts):
-            rows = [r for r, s in enumerate(windows.overflow_to_sample_mapping) if s == t]
+        for t, (text, rows) in enumerate(zip(texts, rows_of)):
             scores = _merge_windows(full.offsets[t], full.special_tokens_mask[t],
                                     [(windows.offsets[r], windows.special_tokens_mask[r],
                                       per_window[r]) for r in rows])
