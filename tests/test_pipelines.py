@@ -214,3 +214,34 @@ def test_embed_and_similarity_match_sentence_transformers():
     cut = pipeline("embed", embed.model, embed.tokenizer, truncate=True)(long)
     assert (cut - model.encode(long, convert_to_tensor=True)).abs().max().item() <= TOL
     assert embed(long).shape == (384,) and abs(embed(long).norm().item() - 1) < 1e-5
+
+
+def test_ner_keeps_words_whole_with_a_bpe_tokenizer(tmp_path):
+    from unmask.checkpoints import save
+    from unmask.config import preset
+    from unmask.heads import TokenClassifier
+    from unmask.tokenizer import Tokenizer
+
+    corpus = ["Sarah Johnson lives in Berlin and works at Siemens near Alexanderplatz."] * 20
+    tok = Tokenizer.train_from_iterator(corpus, kind="bpe", vocab_size=300, min_frequency=1)
+    torch.manual_seed(0)
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    model = TokenClassifier(preset("tiny", vocab_size=tok.vocab_size, num_layers=1),
+                            num_labels=5, id2label=dict(enumerate(labels)))
+    with torch.no_grad():
+        model.head.out.weight.mul_(50)  # decisive, varied labels from random weights
+    save(model, tmp_path)
+    tok.save(tmp_path)
+    text = "Sarah Johnson-Smith lives in Alexanderplatz, Berlin."
+    enc = tok.encode_batch([text], padding=False)
+    spans: dict[int, list[int]] = {}  # word -> [start, end] from the tokenizer's word ids
+    for w, (a, b) in zip(enc.word_ids[0], enc.offsets[0]):
+        if w >= 0:
+            spans.setdefault(w, [a, b])[1] = b
+    starts, ends = {a for a, _ in spans.values()}, {b for _, b in spans.values()}
+    ents = pipeline("ner", tmp_path)(text, aggregation="first", ignore_labels=())
+    assert ents and ents[0]["start"] == 0 and ents[-1]["end"] == len(text)
+    assert all(e["start"] in starts and e["end"] in ends for e in ents)
+    assert all(e["word"] == text[e["start"]:e["end"]] for e in ents)
+    tokens = pipeline("ner", tmp_path)(text, aggregation="none", ignore_labels=())
+    assert len(tokens) > len(spans)  # BPE splits words into pieces; "first" kept them whole
