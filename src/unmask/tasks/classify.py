@@ -76,7 +76,7 @@ class ClassifyTask(Task):
         for e in examples:
             if e.label not in known:
                 raise DataError(path, e.line, f"unknown label {e.label!r}; the model's labels "
-                                f"are {self.labels} (from the training file)")
+                                f"are {self.labels}")
 
     def labels_from(self, model: nn.Module) -> None:
         if model.num_labels == 1:

@@ -46,7 +46,7 @@ class NerTask(Task):
             for k, tag in enumerate(e.tags):
                 if tag not in known:
                     raise DataError(path, e.line + k, f"unknown tag {tag!r}; the model's tags "
-                                    f"are {self.labels} (from the training file)")
+                                    f"are {self.labels}")
 
     def labels_from(self, model: nn.Module) -> None:
         id2label = model.id2label or {}

@@ -254,9 +254,11 @@ def read_squad(path: str | Path, articles: slice | None = None) -> list[QAExampl
 
 def _id_lines(raw: str) -> dict[str, int]:
     """Question id -> line of its `"id": "..."` in the file (for error messages)."""
-    out = {}
+    out, line, pos = {}, 1, 0
     for m in re.finditer(r'"id"\s*:\s*"([^"]*)"', raw):
-        out.setdefault(m.group(1), raw.count("\n", 0, m.start()) + 1)
+        line += raw.count("\n", pos, m.start())  # counted incrementally: linear in the file
+        pos = m.start()
+        out.setdefault(m.group(1), line)
     return out
 
 
