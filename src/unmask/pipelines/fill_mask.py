@@ -27,6 +27,9 @@ class FillMask(Score):
     targets: restrict candidates to these words (a word missing from the vocabulary is
         replaced by its first token, as transformers does). top_k is capped at their number.
     Each text must contain the tokenizer's mask token ([MASK], <mask>, ...).
+    joint=True returns per text the top_k whole sentences, best first:
+    {"sequence", "tokens" (ids filled in, left to right), "token_strs", "pll" (the sentence's
+    pseudo-log-likelihood), "log_prob" (the beam's summed log-probability)}.
     """
 
     def __call__(self, inputs: str | Sequence[str], top_k: int = 5,
