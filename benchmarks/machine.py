@@ -24,3 +24,15 @@ def describe() -> str:
     if torch.cuda.is_available():
         parts.append(torch.cuda.get_device_name())
     return "machine: " + ", ".join(parts)
+
+
+def has_fast_bf16() -> bool:
+    """True when the CPU has bfloat16 dot products (AVX-512 BF16 or AMX), or a GPU is used."""
+    if torch.cuda.is_available():
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

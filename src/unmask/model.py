@@ -1,8 +1,7 @@
 """The encoder: embeddings, blocks, and two layouts (padded and unpadded) giving the same answer.
 
 Axes: B batch, L padded length, T real tokens in the batch (sum of lengths), H hidden size,
-E embedding width, nh heads, hd head dim (H = nh * hd), I MLP width, n sequences of one length
-bucket and l their length.
+E embedding width, nh heads, hd head dim (H = nh * hd), I MLP width.
 
 One readable model covers the BERT family (see unmask.config for the switches):
   embeddings  word (+ token type) (+ learned absolute position), LayerNorm, dropout, and an
@@ -17,9 +16,10 @@ Layouts. A block only ever mixes tokens inside attention; everything else works 
   padded    (B, L, H) with a boolean key-padding mask; backends "eager", "sdpa", "sparse",
             "flex" (see unmask.attention).
   unpadded  backend="unpadded": padding is removed once, before the embeddings, giving packed
-            (T, H) tokens; every linear layer runs on real tokens only; attention runs per
-            sequence, batched by equal length (one SDPA call per distinct length, no mask
-            unless one is needed); padding is restored once after the last block.
+            (T, H) tokens; every linear layer, norm and MLP runs on real tokens only; for
+            attention alone q/k/v are scattered back into (B, L) for one fused SDPA call
+            under the padding mask (CPU has no variable-length kernel); padding is restored
+            once after the last block.
 Both give the same outputs at real tokens (parity tests in tests/test_model.py). Outputs at
 padding positions are unspecified: zeros on the unpadded path, whatever the math gives on the
 padded path (Hugging Face does the same).
@@ -272,74 +272,36 @@ class _Padded:
 
 
 class _Packed:
-    """Attention on packed (T, 3H) projections: per sequence, batched by equal length.
+    """Attention for packed (T, 3H) projections: scattered into the padded (B, L) layout for
+    one fused SDPA call under the key-padding mask, then the T real rows are gathered back.
 
-    lengths: (B,) real tokens per row; keep_cols: (T,) the padded column of each packed token
-    (used to cut an explicit (B|1, H|1, L, L) mask down to each sequence).
-    Rows of one length that sit next to each other (always, when the batch is sorted by
-    length, as Embedder.encode does) are a plain slice of the packed tokens: no copy. Others
-    are gathered by index.
+    keep: (T,) flat index (row * L + column) of each real token; masks: {is_local: bool mask
+    broadcastable to (B, nh, L, L) or None}, padding already folded in, as for _Padded.
+    Only attention sees padding: every linear layer, norm and MLP runs on the T real tokens.
+    (One SDPA call per distinct length, with no mask at all, was tried first: on CPU it was
+    ~4x slower in attention, as a batch of varied lengths makes many small kernel calls.)
     """
 
-    def __init__(self, cfg, lengths, keep_cols, explicit, rope, dropout_p):
-        self.cfg, self.rope, self.dropout_p = cfg, rope, dropout_p
-        device = lengths.device
-        starts = torch.cumsum(lengths, 0) - lengths  # (B,) first packed index of each row
-        self.buckets = []  # (start or None, idx (n, l) or None, n, l, masks by layer kind)
-        for length in sorted(set(lengths.tolist())):
-            if length == 0:
-                continue
-            seqs = (lengths == length).nonzero().squeeze(1)  # (n,)
-            n = len(seqs)
-            idx = starts[seqs, None] + torch.arange(length, device=device)  # (n, l)
-            allowed = None
-            if explicit is not None:
-                rows = seqs if explicit.shape[0] > 1 else torch.zeros_like(seqs)
-                cols = keep_cols[idx]  # (n, l) padded columns of these tokens
-                # (n, l, l, H|1) -> (n, H|1, l, l): the mask entries among this row's tokens
-                allowed = explicit[rows[:, None, None], :, cols[:, :, None], cols[:, None, :]]
-                allowed = allowed.permute(0, 3, 1, 2)
-            local = (
-                _and(allowed, _window(length, cfg.local_window, device))
-                if cfg.local_window is not None else None
-            )
-            adjacent = int(seqs[-1] - seqs[0]) == n - 1
-            start = int(starts[seqs[0]]) if adjacent else None
-            self.buckets.append((start, None if adjacent else idx, n, length,
-                                 {False: allowed, True: local}))
-        self.all_slices = all(b[0] is not None for b in self.buckets)
+    def __init__(self, cfg, keep, b, n, masks, rope, dropout_p):
+        self.cfg, self.keep, self.b, self.n = cfg, keep, b, n
+        self.masks, self.rope, self.dropout_p = masks, rope, dropout_p
 
     def attend(self, qkv: torch.Tensor, layer: int) -> torch.Tensor:
         t = qkv.shape[0]
         nh, hd = self.cfg.num_heads, self.cfg.head_dim
-        q, k, v = qkv.view(t, 3, nh, hd).unbind(1)  # (T, nh, hd) each, views
+        qkv = qkv.view(t, 3, nh, hd)
         if self.rope is not None:
             cos, sin = self.rope[self.cfg.rope_theta_of(layer)]  # (T, 1, hd)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        local = self.cfg.is_local(layer)
-        pieces, out = [], None
-        for start, idx, n, length, masks in self.buckets:
-            if idx is None:  # a slice: (n * l, nh, hd) -> (n, l, nh, hd) -> (n, nh, l, hd)
-                end = start + n * length
-                qb, kb, vb = (x[start:end].view(n, length, nh, hd).transpose(1, 2)
-                              for x in (q, k, v))
-            else:  # gather: (n, l, nh, hd) -> (n, nh, l, hd)
-                qb, kb, vb = (x[idx].transpose(1, 2) for x in (q, k, v))
-            ob = _attend(qb, kb, vb, masks[local], "sdpa", self.dropout_p)  # (n, nh, l, hd)
-            ob = ob.transpose(1, 2).reshape(n * length, nh * hd)  # (n * l, H)
-            if self.all_slices:
-                pieces.append((start, ob))
-                continue
-            if out is None:
-                out = qkv.new_empty(t, nh * hd)
-            if idx is None:
-                out[start:start + n * length] = ob
-            else:
-                out[idx.reshape(-1)] = ob
-        if self.all_slices:  # slices in packed order tile the tokens: concatenate
-            pieces.sort(key=lambda p: p[0])
-            return pieces[0][1] if len(pieces) == 1 else torch.cat([p[1] for p in pieces])
-        return out  # (T, H)
+            q, k, v = qkv.unbind(1)
+            qkv = torch.stack((apply_rope(q, cos, sin), apply_rope(k, cos, sin), v), dim=1)
+        # A fresh buffer per layer (a reused one would break autograd); zeros at padding.
+        padded = qkv.new_zeros(self.b * self.n, 3, nh, hd).index_copy_(0, self.keep, qkv)
+        # (B, L, 3, nh, hd) -> 3 x (B, nh, L, hd), views
+        q, k, v = padded.view(self.b, self.n, 3, nh, hd).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = self.masks[self.cfg.is_local(layer)]
+        out = _attend(q, k, v, mask, "sdpa", self.dropout_p)  # (B, nh, L, hd)
+        out = out.transpose(1, 2).reshape(self.b * self.n, nh * hd)  # (B * L, H)
+        return out.index_select(0, self.keep)  # (T, H)
 
 
 # --- the encoder -----------------------------------------------------------------------------
@@ -415,16 +377,25 @@ class Encoder(nn.Module):
                 attention_mask = torch.ones(b, n, dtype=torch.bool, device=device)
         dropout_p = cfg.attention_dropout if self.training else 0.0
 
+        pad = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            pad = attention_mask[:, None, None, :]  # (B, 1, 1, L) keys
+        global_mask = _and(pad, explicit)
+        local_mask = (
+            _and(global_mask, _window(n, cfg.local_window, device))
+            if cfg.local_window is not None else None
+        )
+        masks = {False: global_mask, True: local_mask}
+
         if backend == "unpadded":
             keep = attention_mask.reshape(-1).nonzero().squeeze(1)  # (T,) flat index of tokens
-            lengths = attention_mask.sum(dim=1)  # (B,)
             x = self.embeddings(
                 input_ids.reshape(-1)[keep],
                 position_ids.expand(b, n).reshape(-1)[keep],
                 token_type_ids.reshape(-1)[keep],
             )  # (T, H)
             rope = self._rope(position_ids.expand(b, n).reshape(-1)[keep], 1)  # (T, 1, hd)
-            layout = _Packed(cfg, lengths, keep % n, explicit, rope, dropout_p)
+            layout = _Packed(cfg, keep, b, n, masks, rope, dropout_p)
 
             def restore(h: torch.Tensor) -> torch.Tensor:  # (T, H) -> (B, L, H), zeros at pads
                 out = h.new_zeros(b * n, h.shape[-1])
@@ -433,16 +404,7 @@ class Encoder(nn.Module):
         else:
             x = self.embeddings(input_ids, position_ids.expand(b, n), token_type_ids)  # (B,L,H)
             rope = self._rope(position_ids, 2)  # (B|1, L, 1, hd)
-            pad = None
-            if attention_mask is not None and not bool(attention_mask.all()):
-                pad = attention_mask[:, None, None, :]  # (B, 1, 1, L) keys
-            global_mask = _and(pad, explicit)
-            local_mask = (
-                _and(global_mask, _window(n, cfg.local_window, device))
-                if cfg.local_window is not None else None
-            )
-            layout = _Padded(cfg, {False: global_mask, True: local_mask}, rope, backend,
-                             dropout_p, output_attentions)
+            layout = _Padded(cfg, masks, rope, backend, dropout_p, output_attentions)
 
             def restore(h: torch.Tensor) -> torch.Tensor:
                 return h
