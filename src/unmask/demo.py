@@ -63,3 +63,51 @@ def tour() -> None:
           f"{masked / n:.1%} [MASK], {(n - masked - kept) / n:.1%} random, {kept / n:.1%} kept;")
     print(f"[CLS]/[SEP] selected: {int(chosen[:, [0, -1]].sum())}; "
           f"same seed, same corruption: {torch.equal(corruption(ids)[0], corrupted)}")
+
+
+# --- the main job: pretrain on docstrings, then fill in the blanks ---------------------------
+
+PROBES = (
+    "Return the [MASK] of the list.",
+    "If the file does not [MASK], an error is raised.",
+    "This function is not [MASK] for public use.",
+    "The default value is [MASK].",
+    "Convert the string to an [MASK].",
+)
+
+
+@torch.no_grad()
+def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[dict]:
+    """The top_k fillers of the first [MASK] in `text`: [{"token_str", "score"}, ...].
+
+    model: a MaskedLM; tokenizer: an unmask Tokenizer (its mask token is written [MASK] or
+    as the tokenizer names it).
+    """
+    text = text.replace("[MASK]", tokenizer.special_tokens["mask"])
+    enc = tokenizer.encode_batch([text])
+    ids = enc.input_ids  # (1, L)
+    where = (ids[0] == tokenizer.mask_token_id).nonzero()
+    if len(where) == 0:
+        raise ValueError(f"{text!r} has no mask token to fill")
+    model.eval()
+    logits = model(ids, attention_mask=enc.attention_mask).logits[0, int(where[0])]  # (V,)
+    probs = torch.softmax(logits.float(), dim=-1)
+    specials = torch.tensor(sorted(tokenizer.special_ids))
+    probs[specials[specials < len(probs)]] = 0.0  # a filler is a word, not [SEP]
+    scores, best = probs.topk(top_k)
+    return [{"token_str": tokenizer.id_to_token(int(i)), "score": float(s)}
+            for s, i in zip(scores, best, strict=True)]
+
+
+def print_fill_mask(model_dir, probes=PROBES) -> None:
+    """Load a trained model and its tokenizer from `model_dir`, print predictions per probe."""
+    from unmask.heads import MaskedLM
+    from unmask.tokenizer import Tokenizer
+
+    model = MaskedLM.from_pretrained(model_dir)
+    tokenizer = Tokenizer.from_pretrained(model_dir)
+    _section("Fill in the blank with the model just trained")
+    for text in probes:
+        guesses = fill_mask(model, tokenizer, text)
+        shown = ", ".join(f"{g['token_str']} {g['score']:.1%}" for g in guesses)
+        print(f"{text:52s} -> {shown}")
