@@ -10,6 +10,8 @@ libraries from the same directory. Inputs are real text from ../shared/data:
 
   fill-mask   SST-2 dev sentences with one random word replaced by [MASK]; top-5.
               peer: transformers pipeline("fill-mask"), batch_size 1 (its default) and 32.
+              Also unmask with int8 dynamic quantisation (its top-1 agreement with fp32 is
+              reported, not required).
   ner         WNUT-17 dev sentences; aggregation "simple".
               peer: transformers pipeline("token-classification"), batch_size 1 and 32.
   answer      SQuAD v1.1 dev questions with their paragraphs; 384-token windows, stride 128.
@@ -35,6 +37,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from machine import describe  # benchmarks/machine.py: the script's folder is on sys.path
@@ -179,6 +182,11 @@ def main() -> int:
         _, t_hf1 = timed(theirs, texts, top_k=5)
         _, t_hf32 = timed(theirs, texts, top_k=5, batch_size=32)
         rows.append(("fill-mask", len(texts), t_ours, t_hf1, t_hf32))
+        int8 = pipeline("fill-mask", dirs["fill-mask"], quantize=True)
+        q, t_q = timed(int8, texts, top_k=5)
+        agree = np.mean([x[0]["token"] == y[0]["token"] for x, y in zip(q, ours(texts))])
+        rows.append((f"fill-mask int8 (top-1 agrees {agree:.0%})", len(texts), t_q, t_hf1,
+                     t_hf32))
 
         # ner
         texts = wnut(args.n)
