@@ -171,3 +171,20 @@ def test_errors_name_the_fix():
                                                      "word_ids": [0, 1]}])
     with pytest.raises(ValueError, match="needs 'word_ids'"):
         MLMCollator(corruption, mode="spans")([I_LOVE_PIZZA])
+
+
+def test_without_sample_ids_batches_differ_and_texts_keep_their_draw():
+    data = _Rows(64)
+    rows = [{k: v for k, v in r.items() if k != "sample_id"} for r in data.rows]
+    c = _collator(seed=4)
+    batches = [c(rows[s:s + 8]) for s in range(0, 64, 8)]
+    # row 0 of each batch: different texts, so different positions (not the same slot draw)
+    firsts = {tuple((b["labels"][0] != -100).nonzero().flatten().tolist()) for b in batches}
+    assert len(firsts) == len(batches)
+    # a text keeps its corruption in another batch, at another slot, with other padding
+    again = c([rows[13], rows[5], rows[40]])
+    for slot, i in enumerate([13, 5, 40]):
+        b = batches[i // 8]
+        n = len(rows[i]["input_ids"])
+        assert torch.equal(again["labels"][slot, :n], b["labels"][i % 8, :n])
+        assert torch.equal(again["input_ids"][slot, :n], b["input_ids"][i % 8, :n])

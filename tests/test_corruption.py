@@ -19,7 +19,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from unmask.corruption import MLMCorruption, expected_span_length
+from unmask.corruption import MLMCorruption, content_sample_ids, expected_span_length
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PRETRAIN = DATA / "pretrain_text"
@@ -292,6 +292,38 @@ def test_seed_and_sample_id_change_the_draw(synthetic):
     # Independent draws: the overlap of two selections is about p * p of the tokens.
     overlap = ((a != -100) & (b != -100)).float().mean().item()
     assert overlap < 0.15 * 0.15 * 1.5
+
+
+def test_content_sample_ids_follow_the_text_not_the_batch_slot(synthetic):
+    # With the default arange(B), row b of every batch gets the same draws. Over a stream of
+    # batches (a DataLoader over a collator passes no ids), ids from the text avoid that.
+    c = _corruption(1000, seed=3)
+    ids, att = synthetic["ids"], synthetic["att"]
+    batches = [(torch.from_numpy(ids[s:s + 8]), torch.from_numpy(att[s:s + 8]))
+               for s in range(0, 800, 8)]
+
+    def row0_patterns(sample_ids):
+        labels = [c(i, a, sample_ids=sample_ids(i, a))[1][0] for i, a in batches]
+        return {tuple((lab != -100).nonzero().flatten().tolist()) for lab in labels}
+
+    assert len(row0_patterns(lambda i, a: None)) < len(batches) / 2  # the pitfall
+    assert len(row0_patterns(content_sample_ids)) == len(batches)
+    # The same text gets the same id in another slot, with other padding on the other side.
+    i, a = batches[0]
+    moved_ids = torch.cat([torch.from_numpy(ids[900:903]), i[:1]])
+    moved_att = torch.cat([torch.from_numpy(att[900:903]), a[:1]])
+    pad = torch.zeros(4, 9, dtype=moved_ids.dtype)
+    moved = content_sample_ids(torch.cat([pad, moved_ids], 1),
+                               torch.cat([pad.bool(), moved_att], 1))
+    assert moved[3] == content_sample_ids(i, a)[0]
+    assert moved.dtype == torch.int64 and len(set(moved.tolist())) == 4
+    # A change of one token, or of token order, changes the id.
+    swapped = i[:1].clone()
+    swapped[0, [2, 3]] = swapped[0, [3, 2]]
+    other = i[:1].clone()
+    other[0, 2] += 1
+    base = content_sample_ids(i[:1], a[:1])
+    assert base != content_sample_ids(swapped, a[:1]) and base != content_sample_ids(other, a[:1])
 
 
 def test_output_on_input_device_and_dtype(synthetic):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from unmask.corruption import MLMCorruption
+from unmask.corruption import MLMCorruption, content_sample_ids
 
 __all__ = ["MLMCollator"]
 
@@ -158,7 +158,9 @@ class MLMCollator:
         positions: corrupt exactly these token indices per example (one sequence per example,
           or a bool (B, L) tensor) with [MASK], instead of drawing them: a textbook example
           or a fixed evaluation set. mode is ignored then.
-        sample_ids: int (B,), overrides the examples' "sample_id" (default arange(B)).
+        sample_ids: int (B,), overrides the examples' "sample_id". Without either, each row's
+          id is a hash of its tokens (unmask.corruption.content_sample_ids): batch after batch
+          draws differ, and a text is corrupted the same way in any batch or worker.
         Returns int64 (B, L) tensors: input_ids, attention_mask, labels [, token_type_ids].
         """
         examples = list(examples) if not isinstance(examples, list) else examples
@@ -225,6 +227,8 @@ class MLMCollator:
                 sample_ids = np.asarray([int(s) for s in found], dtype=np.int64)
 
         ids_t = torch.from_numpy(input_ids)
+        if sample_ids is None:
+            sample_ids = content_sample_ids(ids_t, attention)
         if positions is not None:
             if not isinstance(positions, torch.Tensor | np.ndarray):
                 positions = list(positions)

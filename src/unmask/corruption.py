@@ -19,8 +19,12 @@ splitmix64 (vectorised numpy uint64 arithmetic, which wraps mod 2**64), never a 
 generator. The counter is a token's index among the row's real tokens, a word's index among the
 row's words, or a span's index in its document, so a sample is corrupted the same way whatever
 batch it lands in, its position in that batch, the padding length or side, and the number of
-DataLoader workers. Pass `sample_ids` (dataset indices) for that; the default arange(B) only
-makes a batch reproducible as a whole. For fresh masks every epoch (RoBERTa's dynamic masking),
+DataLoader workers. Pass `sample_ids` (dataset indices) for that. The default, arange(B), only
+makes a batch reproducible as a whole, and gives row b of every batch the same draws: fine for
+one batch, wrong for a stream of batches. `content_sample_ids` (what MLMCollator uses when
+examples carry no "sample_id") derives ids from each row's tokens instead, so different texts
+differ and the same text is corrupted the same way in any batch. For fresh masks every epoch
+(RoBERTa's dynamic masking),
 use `dataclasses.replace(corruption, seed=epoch)` or sample ids that include the epoch.
 
 Everything runs on the CPU in numpy (a DataLoader worker's job); results come back as int64
@@ -38,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["MLMCorruption", "expected_span_length"]
+__all__ = ["MLMCorruption", "content_sample_ids", "expected_span_length"]
 
 # splitmix64 constants (Steele, Lea & Flood 2014).
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -79,6 +83,26 @@ def _row_keys(seed: int, stream: int, sample_ids: np.ndarray) -> np.ndarray:
 def _hash(row_keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
     """uint64, broadcast of row_keys and counters: splitmix64 output number `counter + 1`."""
     return _mix(row_keys + (counters + np.uint64(1)) * _GOLDEN)
+
+
+def content_sample_ids(input_ids: Any, attention_mask: Any | None = None) -> torch.Tensor:
+    """int64 (B,): a sample id per row from its real tokens, in order (a 64-bit hash).
+
+    input_ids: int (B, L); attention_mask: bool or 0/1 (B, L), True = real token (None: all
+    real). Padding is left out, so the id does not depend on padding length or side: the same
+    text gets the same id in any batch, and different texts (almost surely) different ids.
+    Repeated texts share an id; give dataset indices instead where they must differ.
+    """
+    ids = _int_matrix(input_ids, "input_ids")
+    if attention_mask is None:
+        real = np.ones(ids.shape, dtype=bool)
+    else:
+        real = _bool_matrix(attention_mask, "attention_mask", ids.shape)
+    pos = np.maximum(np.cumsum(real, axis=1) - 1, 0).astype(np.uint64)  # index among real
+    per_token = _mix(ids.view(np.uint64) + (pos + np.uint64(1)) * _GOLDEN)  # (B, L)
+    per_token[~real] = 0
+    key = _mix(per_token.sum(axis=1, dtype=np.uint64))  # the sum wraps mod 2**64
+    return torch.from_numpy(key.view(np.int64))
 
 
 def _threshold(p: float) -> np.uint64:
@@ -353,7 +377,8 @@ class MLMCorruption:
 
         input_ids: int (B, L). attention_mask: bool or 0/1 (B, L), True = real token.
         special_tokens_mask: bool or 0/1 (B, L), True = never choose (on top of special_ids).
-        sample_ids: int (B,), the dataset index of each row (default arange(B)).
+        sample_ids: int (B,), the dataset index of each row (default arange(B): see the
+          module docstring, and `content_sample_ids` for a stream of batches).
         Returns (corrupted_ids, labels), int64 (B, L).
         """
         ids, maskable, pos, sid = self._inputs(
