@@ -17,7 +17,7 @@ to what the Trainer can go through once in 80% of the budget; both sides then tr
 epoch over exactly those examples with the same hyper-parameters (AdamW 0.9/0.999/1e-8,
 weight decay 0.01 off biases and norms, 10% linear warmup then linear decay, batch 32,
 gradient clipping 1.0, fp32, seed 0). Training time counts from raw examples to a trained
-model (tokenization, model load, training). Both trained models are scored by the same
+model (tokenization, model load, training, saving it). Both trained models are scored by the same
 evaluation code (unmask.tasks), so the metric cannot differ by implementation: the
 Trainer's model is saved in the Hugging Face layout and loaded by unmask, whose logits equal
 transformers' (tests/test_tasks_finetune.py).
@@ -353,6 +353,9 @@ def main() -> None:
     p.add_argument("--tasks", default=",".join(RECIPES), help="comma-separated: "
                    + ",".join(RECIPES))
     p.add_argument("--json", help="also write the raw results here")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads for both sides (default: torch's choice). On a machine "
+                   "shared with other jobs, 1 avoids OpenMP threads waiting on each other")
     p.add_argument("--squad-eval-articles", type=int, default=10,
                    help="held-out SQuAD articles scored (default all 10; fewer for a quick run)")
     args = p.parse_args()
@@ -361,6 +364,8 @@ def main() -> None:
     if unknown:
         p.error(f"unknown task(s) {sorted(unknown)}; choose from {list(RECIPES)}")
     torch.manual_seed(SEED)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     import transformers
 
     transformers.logging.set_verbosity_error()

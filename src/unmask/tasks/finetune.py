@@ -80,6 +80,8 @@ def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str 
     task.fit_labels(train, train_file)
     task.check_labels(dev, dev_file)
     features = task.features(train, train=True)
+    if not features:
+        raise ValueError(f"{train_file}: no training examples")
     task.device = torch.device(device)
     model = task.build_model().to(device).train()
     steps_per_epoch = len(batches(features, args.batch_size, args.batch_tokens))
@@ -120,7 +122,7 @@ def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str 
                 history.append({"step": step, "epoch": round(step / steps_per_epoch, 3),
                                 "loss": loss.item(), **metrics})
                 bar.note(f"step {step}: dev {task.metric} {metrics['metric']:.4f}")
-                if best is None or metrics["metric"] > best["metric"]:
+                if best is None or _score(metrics) > _score(best):
                     best, since_best = {"step": step, **metrics}, 0
                     _save(task, model, out)
                 else:
@@ -143,6 +145,12 @@ def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str 
                "args": asdict(args), "model": str(task.model_path)}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _score(metrics: dict[str, Any]) -> float:
+    """The headline metric, with nan (e.g. Pearson of constant predictions) as the worst."""
+    value = metrics["metric"]
+    return -math.inf if math.isnan(value) else value
 
 
 def _save(task: Task, model: torch.nn.Module, out: Path) -> None:
