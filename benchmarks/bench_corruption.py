@@ -12,7 +12,7 @@ Rows, each unmask vs its transformers peer on the same batches:
   collate, tokens      pad a list of examples + 15% corruption, 80/10/10
                        MLMCollator(...)(examples) vs DataCollatorForLanguageModeling(...)(examples)
   corrupt only         already padded (B, L) tensors, the corruption step alone
-                       MLMCorruption(...)(ids, ...) vs collator.torch_mask_tokens(ids, ...)
+                       MLMCorruption(...)(ids, ..., sample_ids) vs collator.torch_mask_tokens(ids, ...)
   collate, whole word  whole-word masking; transformers derives words from offset_mapping and
                        only writes [MASK] in this mode, so both run with mask_fraction=1 here;
                        it cannot pad offset_mapping, so it gets rows padded beforehand (less
@@ -106,6 +106,8 @@ def methods(batches, tok, hf_tok):
     ww_hf = [prepadded(b, tok.pad_token_id) for b in batches]
     padded = [collate(b, positions=[[] for _ in b]) for b in plain]  # labels all -100: unused
     specials = [hf_tok.pad(b, return_tensors="pt")["special_tokens_mask"] for b in plain]
+    # Dataset indices, as a training loop passes them (the collators derive ids themselves).
+    sample_ids = [torch.arange(i * len(b), (i + 1) * len(b)) for i, b in enumerate(plain)]
 
     def triple(out: dict) -> tuple:
         return out["input_ids"], out["labels"], out["attention_mask"]
@@ -117,7 +119,7 @@ def methods(batches, tok, hf_tok):
 
     def ours_corrupt(i):
         p = padded[i]
-        ids, labels = ours(p["input_ids"], p["attention_mask"], specials[i])
+        ids, labels = ours(p["input_ids"], p["attention_mask"], specials[i], sample_ids[i])
         return ids, labels, p["attention_mask"]
 
     return {
