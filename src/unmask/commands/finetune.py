@@ -72,8 +72,9 @@ def cmd_evaluate(args) -> int:
     from unmask.checkpoints import load
 
     task = _task(args, args.model)
-    model = task.load() if args.task in ("qa", "similarity") else load(args.model)
-    if args.task in ("classify", "ner"):
+    # Similarity scores any encoder (zero-shot); the other tasks need their trained head.
+    model = task.load() if args.task == "similarity" else load(args.model)
+    if args.task != "similarity":
         if getattr(model, "task", "") != task.model_task:
             raise ValueError(f"{args.model} holds a {getattr(model, 'task', 'bare encoder')} "
                              f"model, not a fine-tuned {args.task} model: run `unmask finetune "
