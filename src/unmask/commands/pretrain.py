@@ -69,6 +69,9 @@ def _report_shards(manifest: dict, out: Path, seq_len: int) -> None:
 
 
 def cmd_prepare(args) -> int:
+    if args.train_tokenizer and args.tokenizer:
+        raise SystemExit("error: pass --tokenizer (use an existing one) or --train-tokenizer "
+                         "(train one on this corpus), not both")
     try:
         manifest = prepare_corpus(
             args.inputs, Path(args.out), tokenizer=args.tokenizer, vocab_size=args.vocab_size,
