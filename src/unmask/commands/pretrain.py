@@ -92,8 +92,9 @@ def _data_dir(args) -> Path:
     ready = (out / "manifest.json").is_file()
     if ready and (args.resume or args.reuse_data):
         return out
-    if rank != 0:  # torchrun: rank 0 prepares, the others wait for its manifest
-        while not (out / "manifest.json").is_file():
+    if rank != 0:  # torchrun: rank 0 prepares, the others wait for its new manifest
+        started, manifest = time.time(), out / "manifest.json"
+        while not manifest.is_file() or manifest.stat().st_mtime < started - 1:
             time.sleep(0.5)
         return out
     if args.corpus:
