@@ -161,6 +161,27 @@ def test_sparse_attends_over_only_the_needed_key_blocks(monkeypatch):
     attention_sparse(q, k, v, masks.window(1024, 128), block_size=64)
     # A +-64 window needs the block itself and one on each side: 3 * 64 keys, not 1024.
     assert seen == [(2, 16, 192, 16)]
+    # Gathered K / V are bounded: with room for 5 query blocks at a time, chunks of 5 blocks.
+    seen.clear()
+    monkeypatch.setattr(attn, "_GATHER_BYTES", 5 * 2 * 192 * (16 + 16) * 4)
+    out = attention_sparse(q, k, v, masks.window(1024, 128), block_size=64)
+    assert seen == [(2, 5, 192, 16)] * 3 + [(2, 1, 192, 16)]
+    ref = reference(q, k, v, masks.window(1024, 128).allowed).float()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(problem=problems(), budget=st.integers(1, 4096))
+def test_sparse_in_small_chunks_equals_the_reference(problem, budget):
+    # Any chunking of the query blocks (down to one block per chunk) gives the same result.
+    (q, k, v), allowed, block = problem
+    old = attn._GATHER_BYTES
+    attn._GATHER_BYTES = budget
+    try:
+        out = attention_sparse(q, k, v, allowed, block_size=block)
+    finally:
+        attn._GATHER_BYTES = old
+    torch.testing.assert_close(out, reference(q, k, v, allowed).float(), atol=1e-5, rtol=1e-5)
 
 
 def test_bert_eager_attention_from_transformers_agrees():

@@ -120,8 +120,9 @@ def attention_sparse(q, k, v, mask=None, *, block_size: int = 64) -> torch.Tenso
 
     How: cut queries and keys into blocks; from the mask, list per query block the key blocks
     with any allowed entry (padded to the largest count m with masked-out slots); gather those
-    K / V blocks into (B, H, nq, m * bk, D) and run one batched masked SDPA over all query blocks.
-    Cost ~ Q * m * bk instead of Q * K. No Python loop over blocks.
+    K / V blocks into (B, H, nq, m * bk, D) and run one batched masked SDPA over the query
+    blocks, in chunks that keep the gathered K / V under 16 MiB. Cost ~ Q * m * bk instead
+    of Q * K; a Python loop over chunks, never over single blocks.
     """
     _check_qkv(q, k, v)
     allowed = _resolve_mask(mask, q, k)
@@ -158,24 +159,35 @@ def attention_sparse(q, k, v, mask=None, *, block_size: int = 64) -> torch.Tenso
     sub_mask = tiles[bi, hi, qi, order] & slot_ok[..., None, None]
     sub_mask = sub_mask.transpose(3, 4).reshape(mb, mh, nq, bq, m * bk)
 
-    # Gather the K / V blocks each query block needs, as rows of a flat (B*H*nk, bk*D) table.
+    # Key blocks each query block needs, as rows of a flat (B*H*nk, bk*d) table of K or V.
     rows = torch.arange(bsz * heads, device=dev).view(bsz, heads, 1, 1) * nk + order
-    rows = rows.reshape(-1)  # (B*H*nq*m,)
+    rows = rows.reshape(bsz * heads, nq * m)
+    k_table, v_table = (_pad_rows(x, nk * bk).reshape(bsz * heads * nk, -1) for x in (k, v))
 
-    def gather(x: torch.Tensor) -> torch.Tensor:  # (B, H, K, d) -> (B*H, nq, m*bk, d)
-        d = x.shape[-1]
-        table = F.pad(x, (0, 0, 0, nk * bk - k_len)).reshape(bsz * heads * nk, bk * d)
-        return table.index_select(0, rows).view(bsz * heads, nq, m * bk, d)
-
-    # One batched SDPA, 4-D so torch picks its fused kernel: (B*H, nq, bq, D).
-    q_blocks = F.pad(q, (0, 0, 0, nq * bq - q_len)).reshape(bsz * heads, nq, bq, dim)
+    q_blocks = _pad_rows(q, nq * bq).reshape(bsz * heads, nq, bq, dim)
     if mb == 1 and mh == 1:
         sub_mask = sub_mask[0]  # (1, nq, bq, m*bk) broadcasts over B*H
     else:
         sub_mask = sub_mask.expand(bsz, heads, nq, bq, m * bk).reshape(bsz * heads, nq, bq, -1)
-    # SDPA scales by 1/sqrt(D) of the last axis, which is still D here.
-    out = _sdpa_guarded(q_blocks, gather(k), gather(v), sub_mask)  # (B*H, nq, bq, Dv)
+    # Query blocks go in chunks, so the gathered K / V stay under _GATHER_BYTES whatever L:
+    # gathering them all at once would cost m times the memory of K and V.
+    per_block = bsz * heads * m * bk * (dim + dim_v) * k.element_size()
+    chunk = max(1, _GATHER_BYTES // per_block)
+    out = q.new_empty(bsz * heads, nq, bq, dim_v)
+    for c in range(0, nq, chunk):
+        idx = rows[:, c * m:(c + chunk) * m].reshape(-1)  # (B*H*n*m,) for n query blocks
+        n = min(chunk, nq - c)
+        kb = k_table.index_select(0, idx).view(bsz * heads, n, m * bk, dim)
+        vb = v_table.index_select(0, idx).view(bsz * heads, n, m * bk, dim_v)
+        # One batched SDPA per chunk, 4-D so torch picks its fused kernel; it scales by
+        # 1/sqrt(D) of the last axis, which is still D here.
+        out[:, c:c + n] = _sdpa_guarded(q_blocks[:, c:c + n], kb, vb, sub_mask[:, c:c + n])
     return out.reshape(bsz, heads, nq * bq, dim_v)[:, :, :q_len]
+
+
+def _pad_rows(x: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, H, L, d) -> (B, H, length, d), zeros appended; x itself (no copy) if L == length."""
+    return x if x.shape[2] == length else F.pad(x, (0, 0, 0, length - x.shape[2]))
 
 
 def _blocks_used(allowed: torch.Tensor, bq: int, bk: int) -> torch.Tensor:
@@ -189,6 +201,10 @@ def _blocks_used(allowed: torch.Tensor, bq: int, bk: int) -> torch.Tensor:
         return words.amax(dim=-1).amax(dim=3) > 0
     return allowed.view(mb, mh, nq, bq, nk, bk).any(dim=-1).any(dim=3)
 
+
+# Most bytes of gathered K and V blocks held at once by attention_sparse (per chunk of query
+# blocks): 16 MiB keeps its peak below dense SDPA's at L=4096 and costs ~nothing in speed.
+_GATHER_BYTES = 16 * 2**20
 
 _COMPILED_FLEX: dict[bool, object] = {}
 # Compiled flex on CPU (torch 2.13, measured): lengths that are not multiples of its 128 tile
