@@ -17,8 +17,8 @@ unmask.data.PackedBatches (seed 0); both sides read the same rows in the same or
 Both start from the same initial weights (unmask's, saved in the Hugging Face layout; a logits
 check before timing shows the two models compute the same function) and use unmask's AdamW
 (lr 1e-3, betas 0.9/0.98, wd 0.01 off biases and norms), warm-up 50 steps then linear decay over
-the time budget, gradient clipping 1.0, fp32 (--dtype bf16 for autocast). Each side runs in its
-own process (clean peak memory), one after the other.
+the time budget, gradient clipping 1.0, bf16 autocast on both sides (--dtype fp32 for CPUs
+without native bf16). Each side runs in its own process (clean peak memory), one after the other.
 
 Reported: training tokens/s (real tokens), model FLOP utilisation against the bf16 (and fp32)
 matrix-multiply peak measured in this run, peak RSS, steps done, and validation MLM loss and
@@ -236,7 +236,7 @@ def child(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per side")
-    parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--dtype", choices=("fp32", "bf16"), default="bf16")
     parser.add_argument("--work", help="working folder (default: a temporary one)")
     parser.add_argument("--child", choices=("unmask", "hf"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -34,7 +34,8 @@ def synthetic_shards(directory: Path, vocab: int = 64, docs: int = 40, seed: int
 def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
     settings = {"data": str(data), "out": str(out), "preset": "tiny", "seq_len": 32,
                 "batch_size": 4, "steps": 6, "lr": 1e-3, "warmup": 2, "eval_every": 3,
-                "eval_batches": 2, "save_every": 3, "log_every": 1, "device": "cpu"}
+                "eval_batches": 2, "save_every": 3, "log_every": 1, "device": "cpu",
+                "dtype": "fp32"}
     return TrainConfig(**{**settings, **overrides})
 
 
@@ -117,7 +118,7 @@ def test_pretraining_on_real_text_beats_the_unigram_baseline(tmp_path):
     cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), preset="tiny", seq_len=64,
                       batch_size=16, steps=300, lr=2e-3, warmup=20, dropout=0.0,
                       eval_every=300, eval_batches=4, save_every=1000, log_every=50,
-                      device="cpu")
+                      device="cpu", dtype="fp32")
     trainer = Trainer(cfg)
     start = trainer.evaluate()["loss"]
     result = trainer.run()

@@ -71,7 +71,9 @@ class TrainConfig:
         minutes only, the schedule decays over the time budget.
     lr, schedule (constant, linear, cosine, wsd), warmup (steps, or a fraction of the run
         when < 1), weight_decay (never on biases and norms), clip (max gradient norm).
-    dtype: "bf16" (autocast), "fp32", or "auto" (bf16 on GPU, fp32 on CPU).
+    dtype: "bf16" (autocast), "fp32", or "auto" (bf16 on GPUs and on CPUs with native bf16
+        matmuls, AVX512-BF16 or AMX, where it runs 2-3x faster; fp32 on other CPUs, which
+        only emulate bf16).
     dropout: override the model's dropout (None = the preset's 0.1).
     eval_every / eval_batches: validation cadence and size. save_every: checkpoint cadence
         (make it a multiple of log_every for exactly resumable logs). keep: checkpoints kept.
@@ -147,7 +149,8 @@ class Trainer:
         self.shards = TokenShards(data, "train")
         self.val = TokenShards(data, "validation") if "validation" in TokenShards.splits(data) \
             else None
-        self.use_bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and d.device.type == "cuda")
+        self.use_bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and (
+            d.device.type == "cuda" or _cpu_has_bf16()))
 
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.objective = self._build_objective(data).to(d.device)
@@ -447,6 +450,16 @@ class Trainer:
                 for file in _TOKENIZER_FILES:
                     if (Path(self.config.data) / file).is_file():
                         shutil.copy(Path(self.config.data) / file, target / file)
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (Linux: /proc/cpuinfo flags)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _with_dropout(model: nn.Module, p: float) -> nn.Module:
