@@ -7,6 +7,8 @@ import platform
 
 import torch
 
+from unmask.train.loop import cpu_has_bf16
+
 
 def describe() -> str:
     """One line: CPU model, cores, torch version and threads (and GPU when present)."""
@@ -28,11 +30,4 @@ def describe() -> str:
 
 def has_fast_bf16() -> bool:
     """True when the CPU has bfloat16 dot products (AVX-512 BF16 or AMX), or a GPU is used."""
-    if torch.cuda.is_available():
-        return True
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return torch.cuda.is_available() or cpu_has_bf16()

@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unmask.batching import batches
 from unmask.config import EncoderConfig
 from unmask.model import Encoder, activation, init_weights
 
@@ -591,25 +591,9 @@ class Embedder(TaskModel):
         out = torch.zeros(n, cfg.hidden_size, dtype=torch.float32)
         if n == 0:
             return out
-        lengths = np.fromiter((len(r) for r in ids), dtype=np.int64, count=n)
-        order = np.argsort(lengths, kind="stable")
-        start = 0
-        while start < n:
-            # Sorted by length: rows of a batch are similar, so padding (and bucketing) is small.
-            stop = start + 1
-            while stop < n and (stop - start + 1) * int(lengths[order[stop]]) <= batch_tokens:
-                stop += 1
-            rows = order[start:stop]
-            width = int(lengths[rows[-1]])
-            batch = np.full((len(rows), width), cfg.pad_token_id, dtype=np.int64)
-            for i, r in enumerate(rows):
-                batch[i, : lengths[r]] = ids[r]
-            input_ids = torch.from_numpy(batch).to(device)
-            attention_mask = torch.from_numpy(
-                np.arange(width)[None, :] < lengths[rows][:, None]).to(device)
-            emb = self(input_ids, attention_mask).embeddings
-            out[torch.from_numpy(rows)] = emb.float().cpu()
-            start = stop
+        for batch in batches(ids, batch_tokens, cfg.pad_token_id, device=device):
+            emb = self(batch.input_ids, batch.attention_mask).embeddings
+            out[torch.from_numpy(batch.index)] = emb.float().cpu()
         return out
 
 

@@ -150,7 +150,7 @@ class Trainer:
         self.val = TokenShards(data, "validation") if "validation" in TokenShards.splits(data) \
             else None
         self.use_bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and (
-            d.device.type == "cuda" or _cpu_has_bf16()))
+            d.device.type == "cuda" or cpu_has_bf16()))
 
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.objective = self._build_objective(data).to(d.device)
@@ -452,7 +452,7 @@ class Trainer:
                         shutil.copy(Path(self.config.data) / file, target / file)
 
 
-def _cpu_has_bf16() -> bool:
+def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (Linux: /proc/cpuinfo flags)."""
     try:
         with open("/proc/cpuinfo") as f:
