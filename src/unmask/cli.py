@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `unmask ... | head`: the reader left; stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, OSError) as e:
         # The library's errors on bad input name the problem and the fix: print that, not a
         # traceback. UNMASK_DEBUG=1 shows the traceback when the error is ours.
