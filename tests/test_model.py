@@ -477,3 +477,24 @@ def test_bfloat16_stays_close_to_float32(backend):
     assert out.dtype == torch.bfloat16
     cos = F.cosine_similarity(out.float(), ref, dim=-1)
     assert cos.min() > 0.99
+
+
+def test_training_attention_on_cpu_matches_sdpa_values_and_gradients():
+    """CPU training runs written-out attention (faster there); same function as SDPA."""
+    from unmask.attention import attention
+    from unmask.model import _attention_for_training
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 7, 8, generator=g) for _ in range(3))
+    mask = torch.rand(3, 1, 7, 7, generator=g) > 0.4
+    mask[0, 0, 2] = False  # a query with no allowed key outputs zeros
+    grads = []
+    for fn in (lambda *t: _attention_for_training(*t, mask, 0.0),
+               lambda *t: attention(*t, mask, "sdpa")):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        out = fn(*leaves)
+        out.pow(2).sum().backward()
+        grads.append((out.detach(), *(t.grad for t in leaves)))
+    for mine, ref in zip(*grads, strict=True):
+        torch.testing.assert_close(mine, ref, atol=1e-5, rtol=1e-5)
+    assert torch.all(grads[0][0][0, :, 2] == 0)

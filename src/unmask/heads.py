@@ -30,6 +30,7 @@ from torch import nn
 
 from unmask.batching import batches
 from unmask.config import EncoderConfig
+from unmask.dropout import Dropout
 from unmask.model import Encoder, activation, init_weights
 
 IGNORE_INDEX = -100
@@ -148,7 +149,7 @@ class SequenceClassificationHead(_Head):
                        norm_bias=norm_bias, dropout=dropout)
         self.pooling = pooling
         self.dense = _optional_transform(hidden_size, activation, norm_eps, dense_bias, norm_bias)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.out = nn.Linear(hidden_size, num_labels)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None):
@@ -171,7 +172,7 @@ class TokenClassificationHead(_Head):
                        norm_eps=norm_eps, dense_bias=dense_bias, norm_bias=norm_bias,
                        dropout=dropout)
         self.dense = _optional_transform(hidden_size, activation, norm_eps, dense_bias, norm_bias)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.out = nn.Linear(hidden_size, num_labels)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:

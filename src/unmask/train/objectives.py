@@ -30,6 +30,7 @@ from unmask import masks
 from unmask.config import EncoderConfig
 from unmask.corruption import MLMCorruption
 from unmask.heads import IGNORE_INDEX, MaskedLM, ReplacedTokenDetector
+from unmask.train.cross_entropy import sum_cross_entropy
 from unmask.train.layout import to_segments
 from unmask.train.words import word_ids
 
@@ -52,9 +53,7 @@ def _decode_labelled(model: MaskedLM, input_ids, attention_mask, position_ids, l
     rows = (flat != IGNORE_INDEX).nonzero().squeeze(1)  # (N,)
     logits = model.head(hidden.reshape(-1, hidden.shape[-1])[rows],
                         model.encoder.embeddings.word.weight)  # (N, V)
-    targets = flat[rows]
-    ce = F.cross_entropy(logits.float(), targets, reduction="sum")
-    correct = (logits.argmax(-1) == targets).sum()
+    ce, correct = sum_cross_entropy(logits, flat[rows])
     n = torch.tensor(float(len(rows)), dtype=torch.float64, device=ce.device)
     return ce, torch.stack([ce.detach().double(), n, correct.double()]), logits
 

@@ -1,0 +1,45 @@
+"""Dropout with cheap random bits on the CPU.
+
+torch's CPU dropout draws one Mersenne-Twister number per element (bernoulli_), which took
+11% of a BERT-mini pretraining step on two cores (measured: 8.6 ms per (4096, 256) tensor).
+Here the keep-mask comes from numpy's PCG64 as 16-bit integers, ~5x cheaper, seeded by one
+draw from torch's default generator: torch.manual_seed still makes runs reproducible, and
+checkpoints that save torch's RNG state resume the same masks. On other devices this is
+F.dropout (GPU generators are fast).
+
+The keep probability is 1 - round(p * 65536) / 65536, within 1e-5 of 1 - p.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
+    """bool tensor of `shape` on the CPU, each element True with probability ~1 - p."""
+    seed = int(torch.randint(0, 2**62, ()))  # from torch's generator: reproducible
+    bits = np.random.Generator(np.random.PCG64(seed)).integers(
+        0, 65536, size=tuple(shape), dtype=np.uint16)
+    return torch.from_numpy(bits >= round(p * 65536))
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Zero each element of x with probability p and scale the rest by 1 / (1 - p)."""
+    if not training or p == 0.0:
+        return x
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if x.device.type != "cpu":
+        return F.dropout(x, p, training=True)
+    scale = keep_mask(x.shape, p).to(x.dtype).mul_(1.0 / (1.0 - p))
+    return x * scale
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout (same attribute p, same train/eval switch) using `dropout` above."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
