@@ -38,3 +38,48 @@ def test_no_gradient_work_without_grad():
 def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match=r"logits must be \(N, V\)"):
         sum_cross_entropy(torch.randn(2, 3, 4), torch.zeros(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_linear_cross_entropy_matches_linear_then_cross_entropy(autocast, with_bias):
+    from unmask.train.cross_entropy import linear_cross_entropy
+
+    g = torch.Generator().manual_seed(1)
+    hidden, weight = torch.randn(29, 16, generator=g), torch.randn(300, 16, generator=g)
+    bias = torch.randn(300, generator=g) if with_bias else None
+    targets = torch.randint(0, 300, (29,), generator=g)
+    results = []
+    for fused in (True, False):
+        leaves = [t.clone().requires_grad_() for t in (hidden, weight)]
+        b = bias.clone().requires_grad_() if with_bias else None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            if fused:
+                loss, hits = linear_cross_entropy(leaves[0], leaves[1], b, targets)
+            else:
+                logits = F.linear(leaves[0], leaves[1], b)
+                loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+                hits = (logits.float().argmax(-1) == targets).sum()
+        (loss / 7).backward()
+        grads = [t.grad for t in leaves] + ([b.grad] if with_bias else [])
+        results.append((loss.detach(), hits, *grads))
+    tol = {"atol": 0.1, "rtol": 0.02} if autocast else {"atol": 1e-4, "rtol": 1e-5}
+    for mine, ref in zip(*results, strict=True):
+        assert mine.dtype == ref.dtype
+        torch.testing.assert_close(mine.float(), ref.float(), **tol)
+
+
+def test_linear_cross_entropy_twice_in_flight_keeps_both_gradients():
+    """Two forwards before their backwards (two decoders at once) must not share a buffer."""
+    from unmask.train.cross_entropy import linear_cross_entropy
+
+    g = torch.Generator().manual_seed(2)
+    weight = torch.randn(50, 8, generator=g, requires_grad=True)
+    h1, h2 = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
+    t1, t2 = torch.randint(0, 50, (6,), generator=g), torch.randint(0, 50, (6,), generator=g)
+    (linear_cross_entropy(h1, weight, None, t1)[0]
+     + linear_cross_entropy(h2, weight, None, t2)[0]).backward()
+    w = weight.detach().clone().requires_grad_()
+    (F.cross_entropy(h1 @ w.T, t1, reduction="sum")
+     + F.cross_entropy(h2 @ w.T, t2, reduction="sum")).backward()
+    torch.testing.assert_close(weight.grad, w.grad, atol=1e-5, rtol=1e-5)

@@ -30,7 +30,7 @@ from unmask import masks
 from unmask.config import EncoderConfig
 from unmask.corruption import MLMCorruption
 from unmask.heads import IGNORE_INDEX, MaskedLM, ReplacedTokenDetector
-from unmask.train.cross_entropy import sum_cross_entropy
+from unmask.train.cross_entropy import linear_cross_entropy, sum_cross_entropy
 from unmask.train.layout import to_segments
 from unmask.train.words import word_ids
 
@@ -40,20 +40,28 @@ ELECTRA_DISCRIMINATOR_WEIGHT = 50.0
 
 
 def _decode_labelled(model: MaskedLM, input_ids, attention_mask, position_ids, labels,
-                     mask=None):
+                     mask=None, keep_logits: bool = False):
     """Encoder on segments, decoder on the labelled rows only (the decoder is the biggest
     matmul, H x V per row: skipping unlabelled rows skips most of it).
 
     input_ids, labels: int64 (S, M); mask: optional extra attention mask (causal).
+    keep_logits: also return the logits (ELECTRA samples from them); otherwise decoder and
+    loss run fused (unmask.train.cross_entropy.linear_cross_entropy) and logits is None.
     Returns (ce_sum float32 scalar, stats float64 (3,) [ce_sum, n, correct], logits (N, V)).
     """
     hidden = model.encoder(input_ids, attention_mask=attention_mask, position_ids=position_ids,
                            mask=mask, backend="unpadded").last_hidden_state  # (S, M, H)
     flat = labels.reshape(-1)
     rows = (flat != IGNORE_INDEX).nonzero().squeeze(1)  # (N,)
-    logits = model.head(hidden.reshape(-1, hidden.shape[-1])[rows],
-                        model.encoder.embeddings.word.weight)  # (N, V)
-    ce, correct = sum_cross_entropy(logits, flat[rows])
+    picked, targets = hidden.reshape(-1, hidden.shape[-1])[rows], flat[rows]  # (N, H), (N,)
+    head, words = model.head, model.encoder.embeddings.word.weight
+    logits = None
+    if keep_logits:
+        logits = head(picked, words)  # (N, V)
+        ce, correct = sum_cross_entropy(logits, targets)
+    else:
+        weight = words if head.decoder is None else head.decoder.weight
+        ce, correct = linear_cross_entropy(head.transform(picked), weight, head.bias, targets)
     n = torch.tensor(float(len(rows)), dtype=torch.float64, device=ce.device)
     return ce, torch.stack([ce.detach().double(), n, correct.double()]), logits
 
@@ -207,7 +215,7 @@ class ElectraObjective(nn.Module):
 
     def forward(self, input_ids, attention_mask, position_ids, labels, segment_ids):
         ce, mlm_stats, logits = _decode_labelled(self.generator, input_ids, attention_mask,
-                                                 position_ids, labels)
+                                                 position_ids, labels, keep_logits=True)
         with torch.no_grad():
             fake, replaced = self.mlm.corruption.electra_sample(
                 input_ids.cpu(), labels.cpu(), logits.detach().float().cpu(),
