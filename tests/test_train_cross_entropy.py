@@ -83,3 +83,13 @@ def test_linear_cross_entropy_twice_in_flight_keeps_both_gradients():
     (F.cross_entropy(h1 @ w.T, t1, reduction="sum")
      + F.cross_entropy(h2 @ w.T, t2, reduction="sum")).backward()
     torch.testing.assert_close(weight.grad, w.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_linear_cross_entropy_refuses_a_second_backward():
+    from unmask.train.cross_entropy import linear_cross_entropy
+
+    weight = torch.randn(20, 4, requires_grad=True)
+    loss, _ = linear_cross_entropy(torch.randn(3, 4), weight, None, torch.tensor([1, 2, 3]))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward per forward"):
+        loss.backward()

@@ -56,7 +56,8 @@ def cmd_finetune(args) -> int:
                            batch_tokens=args.batch_tokens, clip=args.clip, bf16=args.bf16,
                            eval_every=args.eval_every, patience=args.patience,
                            max_seconds=args.minutes * 60, max_train=args.max_train,
-                           seed=args.seed, progress=not args.quiet)
+                           seed=args.seed, progress=not args.quiet,
+                           group_by_length=not args.random_batches)
     summary = finetune(task, args.train, args.dev, args.out, train_args, device=args.device)
     best = summary["best"]
     print(f"best dev {summary['metric']}: {best['metric']:.4f} (step {best['step']} of "
@@ -147,6 +148,9 @@ def register(sub) -> None:
         p.add_argument("--max-train", type=int, default=0,
                        help="use only the first N training examples (0 = all)")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--random-batches", action="store_true",
+                       help="batches of random rows (as the transformers Trainer) instead of "
+                            "rows of similar length (less padding, faster)")
         p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=_guarded(cmd_finetune))

@@ -19,13 +19,14 @@ _POOL = 50  # batches are formed within pools of 50 batches' worth of rows, sort
 
 
 def batches(features: Sequence[dict], batch_size: int = 32, batch_tokens: int = 8192,
-            shuffle: bool = False, seed: int = 0, length_key: str = "input_ids"
-            ) -> list[list[int]]:
+            shuffle: bool = False, seed: int = 0, length_key: str = "input_ids",
+            pool_batches: int = _POOL) -> list[list[int]]:
     """Indices of `features`, grouped into batches.
 
-    shuffle=False: sorted by length (inference). shuffle=True: random pools of rows, each
-    sorted by length and cut into batches, then the batches shuffled (training: random yet
-    tightly padded). Returns a list of index lists.
+    shuffle=False: sorted by length (inference). shuffle=True: random pools of
+    pool_batches x batch_size rows, each sorted by length and cut into batches, then the
+    batches shuffled (training: random yet tightly padded; pool_batches=1 gives plain
+    random batches, as the transformers Trainer's default). Returns a list of index lists.
     """
     if batch_size < 1 or batch_tokens < 1:
         raise ValueError(f"batch_size and batch_tokens must be >= 1, got {batch_size}, "
@@ -35,7 +36,7 @@ def batches(features: Sequence[dict], batch_size: int = 32, batch_tokens: int = 
     rng = random.Random(seed)
     if shuffle:
         rng.shuffle(order)
-        pool = batch_size * _POOL
+        pool = batch_size * max(1, pool_batches)
         pools = [sorted(order[i:i + pool], key=lengths.__getitem__)
                  for i in range(0, len(order), pool)]
     else:

@@ -39,7 +39,8 @@ class TrainArgs:
     bf16 (autocast on CPU / CUDA), eval_every (optimizer steps; 0 = once per epoch),
     patience (evaluations without improvement before stopping; 0 = never stop early),
     max_seconds (wall-clock budget for training; 0 = none), max_train (use only the first N
-    training examples; 0 = all), seed, progress (a progress bar on stderr).
+    training examples; 0 = all), seed, progress (a progress bar on stderr),
+    group_by_length (batches of similar lengths, little padding; False = random batches).
     """
 
     lr: float = 5e-5
@@ -56,6 +57,7 @@ class TrainArgs:
     max_train: int = 0
     seed: int = 0
     progress: bool = True
+    group_by_length: bool = True
 
 
 def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str | Path,
@@ -99,7 +101,7 @@ def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str 
     epoch = 0
     while not stop:
         order = batches(features, args.batch_size, args.batch_tokens, shuffle=True,
-                        seed=args.seed + epoch)
+                        seed=args.seed + epoch, pool_batches=50 if args.group_by_length else 1)
         for k, batch in enumerate(iterate(features, order)):
             t0 = time.perf_counter()
             with autocast:

@@ -111,7 +111,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         loss, hits = _blockwise(logits, targets, bias, logits if want_grad else None, grad_b)
         if want_grad:
             ctx.save_for_backward(x, w, logits, grad_b)
-            ctx.storage, ctx.dtypes = storage, (hidden.dtype, weight.dtype)
+            ctx.storage = storage
+            ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
         else:
             _spare[(dtype, x.device)] = storage
         ctx.mark_non_differentiable(hits)
@@ -119,6 +120,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_hits):
+        if ctx.storage is None:
+            raise RuntimeError("linear_cross_entropy allows one backward per forward (its logits "
+                               "buffer is reused by the next call); recompute the loss rather "
+                               "than backward twice with retain_graph=True")
         x, w, grad, grad_b = ctx.saved_tensors  # grad: d(loss sum)/d(logits), (N, V)
         scale = grad_loss.float()
         grad_x = grad_w = None
@@ -127,9 +132,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_w = (grad.t() @ x).to(ctx.dtypes[1]).mul_(scale)  # (V, E)
         if grad_b is not None:
-            grad_b = grad_b * scale  # (V,)
+            grad_b = (grad_b * scale).to(ctx.dtypes[2])  # (V,)
         _spare[(x.dtype, x.device)] = ctx.storage
-        del ctx.storage
+        ctx.storage = None
         return grad_x, grad_w, grad_b, None, None
 
 
