@@ -123,10 +123,13 @@ class MaskedLMHead(_Head):
         self.decoder = None if tied else nn.Linear(e, vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(vocab_size)) if decoder_bias else None
 
+    def decoder_weight(self, word_embeddings: torch.Tensor) -> torch.Tensor:
+        """The (V, E) decoder matrix: word_embeddings when tied, else the head's own."""
+        return word_embeddings if self.decoder is None else self.decoder.weight
+
     def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
         """hidden: (..., H); word_embeddings: (V, E), used when tied. Returns logits (..., V)."""
-        weight = word_embeddings if self.decoder is None else self.decoder.weight
-        return F.linear(self.transform(hidden), weight, self.bias)
+        return F.linear(self.transform(hidden), self.decoder_weight(word_embeddings), self.bias)
 
 
 class SequenceClassificationHead(_Head):

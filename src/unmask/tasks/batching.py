@@ -15,12 +15,12 @@ import torch
 
 from unmask.heads import IGNORE_INDEX
 
-_POOL = 50  # batches are formed within pools of 50 batches' worth of rows, sorted by length
+POOL_BATCHES = 50  # batches are formed within pools of 50 batches' worth of rows, sorted by length
 
 
 def batches(features: Sequence[dict], batch_size: int = 32, batch_tokens: int = 8192,
             shuffle: bool = False, seed: int = 0, length_key: str = "input_ids",
-            pool_batches: int = _POOL) -> list[list[int]]:
+            pool_batches: int = POOL_BATCHES) -> list[list[int]]:
     """Indices of `features`, grouped into batches.
 
     shuffle=False: sorted by length (inference). shuffle=True: random pools of

@@ -25,7 +25,7 @@ import torch
 
 from unmask.checkpoints import save
 from unmask.tasks.base import Task
-from unmask.tasks.batching import batches, iterate
+from unmask.tasks.batching import POOL_BATCHES, batches, iterate
 from unmask.train.optim import adamw, schedule
 
 
@@ -101,7 +101,8 @@ def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str 
     epoch = 0
     while not stop:
         order = batches(features, args.batch_size, args.batch_tokens, shuffle=True,
-                        seed=args.seed + epoch, pool_batches=50 if args.group_by_length else 1)
+                        seed=args.seed + epoch,
+                        pool_batches=POOL_BATCHES if args.group_by_length else 1)
         for k, batch in enumerate(iterate(features, order)):
             t0 = time.perf_counter()
             with autocast:

@@ -60,8 +60,8 @@ def _decode_labelled(model: MaskedLM, input_ids, attention_mask, position_ids, l
         logits = head(picked, words)  # (N, V)
         ce, correct = sum_cross_entropy(logits, targets)
     else:
-        weight = words if head.decoder is None else head.decoder.weight
-        ce, correct = linear_cross_entropy(head.transform(picked), weight, head.bias, targets)
+        ce, correct = linear_cross_entropy(head.transform(picked), head.decoder_weight(words),
+                                           head.bias, targets)
     n = torch.tensor(float(len(rows)), dtype=torch.float64, device=ce.device)
     return ce, torch.stack([ce.detach().double(), n, correct.double()]), logits
 
