@@ -339,11 +339,13 @@ class Trainer:
         if not self.eval_inputs:
             return None
         self.objective.eval()
-        stats = None
+        stats = torch.zeros(len(self.objective.stat_names), dtype=torch.float64)
         for inputs in self.eval_inputs:
+            if inputs["input_ids"].numel() == 0:
+                continue  # this rank's share of a small validation split can be empty
             with self._autocast():
                 _, s = self.objective(**self._to_device(inputs))
-            stats = s.cpu() if stats is None else stats + s.cpu()
+            stats += s.cpu()
         self.objective.train()
         stats = self.dist.all_reduce_sum(stats)
         return self.objective.metrics(dict(zip(self.objective.stat_names, stats.tolist(),
