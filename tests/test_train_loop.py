@@ -127,3 +127,12 @@ def test_pretraining_on_real_text_beats_the_unigram_baseline(tmp_path):
     result = trainer.run()
     assert start > trainer.baseline  # an untrained model is worse than unigram counts
     assert result["eval"]["loss"] < trainer.baseline - 0.15  # 300 steps: 5.70 vs 5.96
+
+
+def test_evaluation_skips_an_empty_share_of_the_validation_split(shards, tmp_path):
+    """Under torchrun a small validation split can leave a rank with an empty batch."""
+    trainer = Trainer(tiny_config(shards, tmp_path / "run"))
+    full = trainer.evaluate()
+    empty = {k: v[:0] for k, v in trainer.eval_inputs[0].items()}
+    trainer.eval_inputs.append(empty)
+    assert trainer.evaluate() == full
