@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from unmask.dropout import Dropout, dropout, keep_mask
+from unmask.dropout import Dropout, dropout, keep_scale
 
 
 def test_rate_scale_and_mean_are_dropouts():
@@ -18,9 +18,9 @@ def test_rate_scale_and_mean_are_dropouts():
 
 def test_reproducible_by_torch_seed_and_fresh_each_call():
     torch.manual_seed(3)
-    a, b = keep_mask((64, 64), 0.5), keep_mask((64, 64), 0.5)
+    a, b = keep_scale((64, 64), 0.5), keep_scale((64, 64), 0.5)
     torch.manual_seed(3)
-    assert torch.equal(keep_mask((64, 64), 0.5), a)
+    assert torch.equal(keep_scale((64, 64), 0.5), a)
     assert not torch.equal(a, b)
 
 
@@ -32,6 +32,16 @@ def test_gradient_flows_through_kept_elements_only():
     kept = y != 0
     assert torch.allclose(x.grad[kept], torch.tensor(1 / 0.7))
     assert torch.all(x.grad[~kept] == 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_scale_is_written_in_each_dtype(dtype):
+    torch.manual_seed(1)
+    s = keep_scale((300, 300), 0.1, dtype)
+    assert s.dtype == dtype
+    values = set(s.unique().tolist())
+    assert values == {0.0, float(torch.tensor(1 / 0.9, dtype=dtype))}
+    assert abs(float((s == 0).float().mean()) - 0.1) < 0.005
 
 
 def test_module_is_identity_in_eval_and_keeps_dtype():

@@ -18,12 +18,23 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
-    """bool tensor of `shape` on the CPU, each element True with probability ~1 - p."""
+# unsigned numpy integers as wide as each float dtype, to write a float's bit pattern
+_BITS = {2: (torch.int16, np.uint16), 4: (torch.int32, np.uint32), 8: (torch.int64, np.uint64)}
+
+
+def keep_scale(shape: torch.Size | tuple[int, ...], p: float,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Tensor of `shape` and `dtype` on the CPU: 1 / (1 - p) (rounded to dtype) with
+    probability ~1 - p, else 0. numpy writes the scale's bit pattern straight into the
+    result: a bool mask converted and scaled by torch cost two more passes per call."""
     seed = int(torch.randint(0, 2**62, ()))  # from torch's generator: reproducible
     bits = np.random.Generator(np.random.PCG64(seed)).integers(
         0, 65536, size=tuple(shape), dtype=np.uint16)
-    return torch.from_numpy(bits >= round(p * 65536))
+    scale = torch.tensor(1.0 / (1.0 - p), dtype=dtype)
+    as_int, unsigned = _BITS[scale.element_size()]
+    pattern = int(scale.view(as_int)) & ((1 << 8 * scale.element_size()) - 1)
+    values = np.where(bits >= round(p * 65536), unsigned(pattern), unsigned(0))
+    return torch.from_numpy(values).view(dtype)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -32,10 +43,9 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or not x.is_floating_point():
         return F.dropout(x, p, training=True)
-    scale = keep_mask(x.shape, p).to(x.dtype).mul_(1.0 / (1.0 - p))
-    return x * scale
+    return x * keep_scale(x.shape, p, x.dtype)
 
 
 class Dropout(nn.Dropout):
