@@ -35,6 +35,14 @@ def test_no_gradient_work_without_grad():
     assert int(hits) == int((logits.argmax(-1) == targets).sum())
 
 
+def test_ties_count_as_argmax_does_first_largest_only():
+    logits = torch.zeros(3, 40, dtype=torch.bfloat16)
+    logits[:, 5] = logits[:, 9] = 2.0  # two largest in every row
+    targets = torch.tensor([5, 9, 0])  # first of the tie, second of the tie, not largest
+    _, hits = sum_cross_entropy(logits, targets)
+    assert int(hits) == int((logits.argmax(-1) == targets).sum()) == 1
+
+
 def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match=r"logits must be \(N, V\)"):
         sum_cross_entropy(torch.randn(2, 3, 4), torch.zeros(2, dtype=torch.long))

@@ -44,12 +44,14 @@ def _blockwise(logits: torch.Tensor, targets: torch.Tensor, bias: torch.Tensor |
         block.copy_(logits[start:start + _ROWS])
         if bias is not None:
             block += bias
-        top, best = block.max(dim=-1)  # (r,) each
+        top = block.amax(dim=-1)  # (r,); 10x cheaper than max(dim) with its indices
         block.sub_(top[:, None])
         picked = block[r, t]  # (r,) target logit - top
+        tied = picked == 0  # target among the largest: a hit if it is the first of them
+        if tied.any():
+            hits += (block[tied].argmax(dim=-1) == t[tied]).sum()
         total = block.exp_().sum(dim=-1)  # (r,)
         loss += (total.log() - picked).sum()
-        hits += (best == t).sum()
         if grad_out is not None:
             block.div_(total[:, None])
             block[r, t] -= 1.0
