@@ -215,7 +215,7 @@ def alternate(args, shards: Path, init: Path, work: Path) -> None:
     the machine's drift hits both alike (the timed runs go one after the other)."""
     sides = {"unmask": unmask_side(args, shards, init, work / "run")[0],
              "transformers": transformers_side(args, shards, init)[0]}
-    seconds = dict.fromkeys(sides, 0.0)
+    rounds: dict[str, list[float]] = {name: [] for name in sides}  # seconds per round
     for step in sides.values():  # warm-up, untimed
         step(0.0), step(0.0)
     for _ in range(args.alternate):
@@ -223,11 +223,14 @@ def alternate(args, shards: Path, init: Path, work: Path) -> None:
             start = time.perf_counter()
             for _ in range(3):
                 step(0.0)
-            seconds[name] += time.perf_counter() - start
-    per_step = {k: v / (3 * args.alternate) * 1000 for k, v in seconds.items()}
+            rounds[name].append(time.perf_counter() - start)
+    per_step = {k: sum(v) / (3 * args.alternate) * 1000 for k, v in rounds.items()}
+    ratios = sorted(t / u for u, t in zip(rounds["unmask"], rounds["transformers"]))
     print(f"alternating {args.alternate} rounds of 3 steps: unmask {per_step['unmask']:.0f} "
           f"ms/step, transformers {per_step['transformers']:.0f} ms/step; ratio "
-          f"{per_step['transformers'] / per_step['unmask']:.2f}x (same batch shape, same data)")
+          f"{per_step['transformers'] / per_step['unmask']:.2f}x (same batch shape, same data); "
+          f"per round: median {ratios[len(ratios) // 2]:.2f}x, range {ratios[0]:.2f}-"
+          f"{ratios[-1]:.2f}x")
     print(describe())
 
 
