@@ -45,14 +45,20 @@ def macro_f1(gold: Sequence, pred: Sequence) -> float:
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     """Pearson correlation of two equal-length sequences (nan when either is constant)."""
     _same_length(x, y)
-    n = len(x)
-    mx, my = sum(x) / n, sum(y) / n
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
-    sxx = sum((a - mx) ** 2 for a in x)
-    syy = sum((b - my) ** 2 for b in y)
-    if sxx == 0 or syy == 0:
+    dx, dy = _unit_deviations(x), _unit_deviations(y)
+    if dx is None or dy is None:
         return math.nan
-    return sxy / math.sqrt(sxx * syy)
+    sxy = sum(a * b for a, b in zip(dx, dy))
+    return sxy / math.sqrt(sum(a * a for a in dx) * sum(b * b for b in dy))
+
+
+def _unit_deviations(values: Sequence[float]) -> list[float] | None:
+    """Deviations from the mean divided by the largest of them (None when all are 0): the
+    correlation is scale-free, and tiny values (1e-273) no longer underflow when squared."""
+    mean = sum(values) / len(values)
+    deviations = [v - mean for v in values]
+    scale = max(abs(d) for d in deviations)
+    return [d / scale for d in deviations] if scale > 0 else None
 
 
 def ranks(values: Sequence[float]) -> list[float]:
