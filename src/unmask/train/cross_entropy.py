@@ -47,9 +47,12 @@ def _blockwise(logits: torch.Tensor, targets: torch.Tensor, bias: torch.Tensor |
         top = block.amax(dim=-1)  # (r,); 10x cheaper than max(dim) with its indices
         block.sub_(top[:, None])
         picked = block[r, t]  # (r,) target logit - top
-        tied = picked == 0  # target among the largest: a hit if it is the first of them
-        if tied.any():
-            hits += (block[tied].argmax(dim=-1) == t[tied]).sum()
+        if block.device.type == "cpu":
+            tied = picked == 0  # target among the largest: a hit if it is the first of them
+            if tied.any():
+                hits += (block[tied].argmax(dim=-1) == t[tied]).sum()
+        else:  # tied.any() would wait for the GPU once per block
+            hits += (block.argmax(dim=-1) == t).sum()
         total = block.exp_().sum(dim=-1)  # (r,)
         loss += (total.log() - picked).sum()
         if grad_out is not None:
