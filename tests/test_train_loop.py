@@ -136,3 +136,22 @@ def test_evaluation_skips_an_empty_share_of_the_validation_split(shards, tmp_pat
     empty = {k: v[:0] for k, v in trainer.eval_inputs[0].items()}
     trainer.eval_inputs.append(empty)
     assert trainer.evaluate() == full
+
+
+@pytest.mark.parametrize("objective", ["mlm", "electra", "causal"])
+def test_an_all_padding_batch_gives_zero_loss_and_a_gradient_for_every_parameter(
+        shards, tmp_path, objective):
+    """Under torchrun the last batch of an epoch can leave a rank with only empty rows; it
+    must still take part in the gradient all-reduce (every parameter gets a gradient)."""
+    trainer = Trainer(tiny_config(shards, tmp_path / "run", objective=objective))
+    batch = next(trainer.iterator)
+    batch.update(attention_mask=batch["attention_mask"] & False,
+                 document_ids=batch["document_ids"] * 0 - 1,
+                 special_tokens_mask=batch["special_tokens_mask"] | True)
+    inputs, counts = trainer.objective.prepare(batch)
+    assert inputs["input_ids"].shape[0] == 0 and float(counts.sum()) == 0
+    terms, stats = trainer.module(**inputs)
+    terms.sum().backward()
+    assert float(terms.abs().sum()) == 0 and float(stats.abs().sum()) == 0
+    params = [p for p in trainer.objective.parameters() if p.requires_grad]
+    assert all(p.grad is not None and float(p.grad.abs().sum()) == 0 for p in params)

@@ -427,7 +427,7 @@ class Encoder(nn.Module):
             def restore(h: torch.Tensor) -> torch.Tensor:  # (T, H) -> (B, L, H), zeros at pads
                 out = h.new_zeros(b * n, h.shape[-1])
                 out[keep] = h
-                return out.view(b, n, -1)
+                return out.view(b, n, h.shape[-1])
         else:
             x = self.embeddings(input_ids, position_ids.expand(b, n), token_type_ids)  # (B,L,H)
             rope = self._rope(position_ids, 2)  # (B|1, L, 1, hd)
@@ -484,7 +484,9 @@ class Encoder(nn.Module):
             raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}")
         if input_ids.shape[1] == 0:
             raise ValueError("input_ids has length 0: nothing to encode")
-        lo, hi = int(input_ids.min()), int(input_ids.max())
+        # Zero rows (B = 0) is a valid, empty batch: e.g. a torchrun rank's share of the
+        # last batch of an epoch. It encodes to (0, L, H).
+        lo, hi = (int(input_ids.min()), int(input_ids.max())) if input_ids.numel() else (0, 0)
         if lo < 0 or hi >= self.config.vocab_size:
             raise ValueError(
                 f"token id {hi if hi >= self.config.vocab_size else lo} is outside this model's "
@@ -551,7 +553,8 @@ class Encoder(nn.Module):
                     f"{tuple(position_ids.shape)}"
                 )
             position_ids = position_ids.to(device)
-        if cfg.position == "absolute" and int(position_ids.max()) >= cfg.max_position_embeddings:
+        if cfg.position == "absolute" and position_ids.numel() and \
+                int(position_ids.max()) >= cfg.max_position_embeddings:
             raise ValueError(
                 f"position {int(position_ids.max())} is beyond this model's "
                 f"max_position_embeddings={cfg.max_position_embeddings}: sequences can hold at "
@@ -591,7 +594,7 @@ def _explicit_mask(mask, b: int, heads: int, n: int, device) -> torch.Tensor | N
             "mask goes in attention_mask=..., additive masks through unmask.masks.from_hf(...)"
         )
     allowed = Mask(mask).allowed
-    if allowed.shape[2] == 1 or allowed.shape[3] != n:
+    if tuple(allowed.shape[2:]) != (n, n):  # a query-broadcast (.., 1, L) mask is refused
         raise ValueError(
             f"mask must cover every (query, key) pair, shaped (B|1, nh|1, {n}, {n}) or "
             f"({n}, {n}); got {tuple(allowed.shape)}. Build one with unmask.masks, e.g. "

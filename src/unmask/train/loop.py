@@ -341,8 +341,6 @@ class Trainer:
         self.objective.eval()
         stats = torch.zeros(len(self.objective.stat_names), dtype=torch.float64)
         for inputs in self.eval_inputs:
-            if inputs["input_ids"].numel() == 0:
-                continue  # this rank's share of a small validation split can be empty
             with self._autocast():
                 _, s = self.objective(**self._to_device(inputs))
             stats += s.cpu()
