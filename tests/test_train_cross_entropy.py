@@ -101,3 +101,14 @@ def test_linear_cross_entropy_refuses_a_second_backward():
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="one backward per forward"):
         loss.backward()
+
+
+def test_a_target_far_below_the_top_keeps_its_exact_loss():
+    """The target's probability underflows float32 (exp(-200)); the loss must still be 200."""
+    logits = torch.zeros(2, 30)
+    logits[:, 3] = 100.0
+    logits[:, 7] = -100.0
+    targets = torch.tensor([7, 3])
+    loss, hits = sum_cross_entropy(logits.clone().requires_grad_(), targets)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, targets, reduction="sum"))
+    assert 199.9 < float(loss) < 200.1 and int(hits) == 1
