@@ -37,6 +37,7 @@ from unmask.corruption import MLMCorruption
 from unmask.data import PackedBatches, TokenShards
 from unmask.heads import MaskedLM, ReplacedTokenDetector
 from unmask.train import distributed
+from unmask.train.allocator import keep_freed_memory
 from unmask.train.checkpoint import CheckpointWriter, latest_checkpoint, load_checkpoint
 from unmask.train.metrics import MetricsLog, Progress, save_loss_curve, unigram_entropy
 from unmask.train.objectives import (
@@ -144,6 +145,8 @@ class Trainer:
                  dist: distributed.Dist | None = None):
         self.config = cfg = config
         self.dist = d = dist or distributed.setup(cfg.device)
+        if d.device.type == "cpu":
+            keep_freed_memory()  # fewer page faults per step (unmask.train.allocator)
         self.out = Path(cfg.out)
         data = Path(cfg.data)
         self.shards = TokenShards(data, "train")
