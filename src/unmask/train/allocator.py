@@ -40,3 +40,4 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and \
         bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
