@@ -3,10 +3,11 @@
 A training step frees and allocates the same large tensors over and over (activations,
 gradients, casts of the weights). glibc returns big blocks to the kernel when they are
 freed (mmap above its threshold, heap trimming at the top), so the next step page-faults
-them back in, zero-filled: about 17,000 faults (68 MB) per BERT-mini step on two cores.
+them back in, zero-filled: about 19,000 faults (75 MB) per BERT-mini step on two cores.
 With the mmap threshold fixed at its largest (32 MB) and trimming off, those blocks stay in
-the process and are reused: 4.9% more steps per second, measured alternating two processes
-(benchmarks/RESULTS.md). Memory grows with heap fragmentation either way (README).
+the process and are reused: about 2,600 faults per step and 5.1% more steps per second
+(median of 10 rounds alternating two processes, one with UNMASK_MALLOC=default). A
+10-minute BERT-mini run peaked at 2.4 GB with these settings (benchmarks/RESULTS.md).
 
 The settings are process-wide and only change where glibc puts memory, never what a
 program computes. They are not applied where the user set glibc's own variables
