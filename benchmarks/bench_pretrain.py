@@ -1,7 +1,6 @@
 """Pretraining BERT-mini: unmask vs transformers, same packed data, same optimizer, same budget.
 
-    .venv/bin/python benchmarks/bench_pretrain.py               # 10 minutes per side, 30 s turns
-    .venv/bin/python benchmarks/bench_pretrain.py --slice 0     # one side after the other
+    .venv/bin/python benchmarks/bench_pretrain.py               # 10 minutes per side
     .venv/bin/python benchmarks/bench_pretrain.py --minutes 2   # quicker
     .venv/bin/python benchmarks/bench_pretrain.py --alternate 5 # same-moment speed ratio only
 
@@ -20,9 +19,7 @@ Both start from the same initial weights (unmask's, saved in the Hugging Face la
 check before timing shows the two models compute the same function) and use unmask's AdamW
 (lr 1e-3, betas 0.9/0.98, wd 0.01 off biases and norms), warm-up 50 steps then linear decay over
 the time budget, gradient clipping 1.0, bf16 autocast on both sides (--dtype fp32 for CPUs
-without native bf16). Each side runs in its own process (clean peak memory); the two take
-turns of 30 s of training (--slice) until each has spent its budget, so the host's drift over
-the run hits both alike (--slice 0: one side's whole budget, then the other's).
+without native bf16). Each side runs in its own process (clean peak memory), one after the other.
 
 Reported: training tokens/s (real tokens), model FLOP utilisation against the bf16 (and fp32)
 matrix-multiply peak measured in this run, peak RSS, steps done, and validation MLM loss and
@@ -34,7 +31,6 @@ formula for both: 6 x (encoder weights x tokens + decoder weights x masked token
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import resource
@@ -203,31 +199,20 @@ def transformers_side(args, shards: Path, init: Path):
     return step, evaluate
 
 
-class TimedRun:
-    """Steps on a budget clock that runs only during this side's turns, then the metrics."""
-
-    def __init__(self, step, evaluate, minutes: float):
-        self.step, self.evaluate, self.budget = step, evaluate, minutes * 60
-        self.steps, self.tokens, self.masked, self.seconds = 0, 0.0, 0.0, 0.0
-
-    def turn(self, seconds: float) -> bool:
-        """Train for about `seconds` more of the budget; True once the budget is spent."""
-        end, start, before = min(self.seconds + seconds, self.budget), time.perf_counter(), \
-            self.seconds
-        while self.seconds < end:
-            t, m = self.step(self.seconds / self.budget)
-            self.steps, self.tokens, self.masked = self.steps + 1, self.tokens + t, self.masked + m
-            self.seconds = before + time.perf_counter() - start
-        return self.seconds >= self.budget
-
-    def result(self) -> dict:
-        return {"steps": self.steps, "tokens": self.tokens, "masked": self.masked,
-                "seconds": self.seconds, **self.evaluate()}
+def timed_run(step, evaluate, minutes: float) -> dict:
+    """Steps until the budget is spent, then the validation metrics."""
+    steps, tokens, masked, start = 0, 0.0, 0.0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < minutes * 60:
+        t, m = step(elapsed / (minutes * 60))
+        steps, tokens, masked = steps + 1, tokens + t, masked + m
+    seconds = time.perf_counter() - start
+    return {"steps": steps, "tokens": tokens, "masked": masked, "seconds": seconds,
+            **evaluate()}
 
 
 def alternate(args, shards: Path, init: Path, work: Path) -> None:
     """Both sides in one process, `args.alternate` rounds of 3 steps each, taking turns:
-    the machine's drift hits both alike, at the scale of seconds."""
+    the machine's drift hits both alike (the timed runs go one after the other)."""
     sides = {"unmask": unmask_side(args, shards, init, work / "run")[0],
              "transformers": transformers_side(args, shards, init)[0]}
     rounds: dict[str, list[float]] = {name: [] for name in sides}  # seconds per round
@@ -281,63 +266,13 @@ def prepare(work: Path) -> None:
 
 
 def child(args) -> None:
-    """One side in its own process (its own peak memory), driven over stdin: "train S" lines
-    (one turn of S seconds; answers "done" or "spent"), then "eval" (answers RESULT json)."""
     work = Path(args.work)
     shards, init = work / "shards", work / "init"
     sides = unmask_side(args, shards, init, work / "run") if args.child == "unmask" \
         else transformers_side(args, shards, init)
-    run = TimedRun(*sides, args.minutes)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        if line.startswith("train "):
-            print("spent" if run.turn(float(line.split()[1])) else "done", flush=True)
-        elif line.strip() == "eval":
-            result = run.result()
-            result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print("RESULT " + json.dumps(result), flush=True)
-            return
-
-
-def timed_sides(args, work: Path) -> dict:
-    """Both sides' results. With --slice S the two processes take turns of S seconds until
-    each has trained its budget, so the host's drift (+-10% over minutes on this machine)
-    hits both alike; with --slice 0 one side trains its whole budget, then the other."""
-    procs, logs, stack = {}, {}, contextlib.ExitStack()
-    for side in ("unmask", "hf"):
-        logs[side] = stack.enter_context(tempfile.TemporaryFile("w+"))  # noqa: SIM115
-        procs[side] = subprocess.Popen(
-            [sys.executable, __file__, "--child", side, "--minutes", str(args.minutes),
-             "--dtype", args.dtype, "--work", str(work)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[side], text=True)
-
-    def ask(side: str, command: str) -> str:
-        proc = procs[side]
-        if command:
-            proc.stdin.write(command + "\n")
-            proc.stdin.flush()
-        answer = proc.stdout.readline().strip()
-        if not answer:
-            logs[side].seek(0)
-            raise SystemExit(f"{side} failed:\n{logs[side].read()[-3000:]}")
-        return answer
-
-    for side in procs:
-        ask(side, "")  # "ready": model built, data open; nothing timed yet
-    turn = args.slice if args.slice > 0 else args.minutes * 60 + 1
-    training, rounds = list(procs), 0
-    while training:
-        order = training if rounds % 2 == 0 else training[::-1]  # who goes first alternates
-        rounds += 1
-        for side in order:
-            if ask(side, f"train {turn}") == "spent":
-                training.remove(side)
-    results = {}
-    with stack:
-        for side, proc in procs.items():  # one at a time, so neither slows the other
-            results[side] = json.loads(ask(side, "eval")[len("RESULT "):])
-            proc.wait()
-    return results
+    result = timed_run(*sides, args.minutes)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result))
 
 
 def main() -> None:
@@ -348,9 +283,6 @@ def main() -> None:
     parser.add_argument("--alternate", type=int, metavar="ROUNDS",
                         help="instead of the timed runs: time both sides in one process, "
                              "taking turns of 3 steps for ROUNDS rounds (a same-moment ratio)")
-    parser.add_argument("--slice", type=float, default=30.0, metavar="SECONDS",
-                        help="the two sides take turns of this many seconds of training "
-                             "(default 30); 0: one side's whole budget, then the other's")
     parser.add_argument("--child", choices=("unmask", "hf"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -365,7 +297,15 @@ def main() -> None:
             alternate(args, work / "shards", work / "init", work)
             return
         peaks = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
-        results = timed_sides(args, work)
+        results = {}
+        for side in ("unmask", "hf"):
+            cmd = [sys.executable, __file__, "--child", side, "--minutes", str(args.minutes),
+                   "--dtype", args.dtype, "--work", str(work)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+            if proc.returncode or not lines:
+                raise SystemExit(f"{side} failed:\n{proc.stderr[-3000:]}")
+            results[side] = json.loads(lines[-1][len("RESULT "):])
     cfg = mini_config(30522)
     rows = []
     for side, name in (("unmask", "unmask Trainer"), ("hf", "transformers BertForMaskedLM")):
@@ -374,8 +314,7 @@ def main() -> None:
         flops = model_flops(cfg, r["tokens"], r["masked"]) / r["seconds"]
         rows.append((name, r["steps"], tps, flops / peaks["bf16"], flops / peaks["fp32"],
                      r["peak_rss_mb"], r["eval_loss"], r["eval_accuracy"]))
-    turns = f"turns of {args.slice:g} s" if args.slice > 0 else "one side after the other"
-    print(f"\nBERT-mini pretraining, {args.minutes:g} min per side ({turns}), batch {BATCH} x {SEQ}, "
+    print(f"\nBERT-mini pretraining, {args.minutes:g} min per side, batch {BATCH} x {SEQ}, "
           f"{args.dtype}; matmul peak measured now: bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s, "
           f"fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s")
     print(f"| {'side':30s} | steps | tokens/s | MFU (bf16 peak) | MFU (fp32 peak) | peak RSS MB "
