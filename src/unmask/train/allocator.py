@@ -5,9 +5,11 @@ gradients, casts of the weights). glibc returns big blocks to the kernel when th
 freed (mmap above its threshold, heap trimming at the top), so the next step page-faults
 them back in, zero-filled: about 19,000 faults (75 MB) per BERT-mini step on two cores.
 With the mmap threshold fixed at its largest (32 MB) and trimming off, those blocks stay in
-the process and are reused: about 2,600 faults per step and 5.1% more steps per second
-(median of 10 rounds alternating two processes, one with UNMASK_MALLOC=default). A
-10-minute BERT-mini run peaked at 2.4 GB with these settings (benchmarks/RESULTS.md).
+the process and are reused: about 2,600 faults per step. Measured with two training
+processes taking turns (one with UNMASK_MALLOC=default), 5.1% more steps per second (median
+of 10 rounds). Alone the gain did not show beyond the host's drift: a 10-minute BERT-mini
+run with this and the loss's softmax change made 6,262 tokens/s against 6,190 the session
+before; it peaked at 2.4 GB (benchmarks/RESULTS.md).
 
 The settings are process-wide and only change where glibc puts memory, never what a
 program computes. They are not applied where the user set glibc's own variables
