@@ -9,7 +9,8 @@ the process and are reused: about 2,600 faults per step. Measured with two train
 processes taking turns (one with UNMASK_MALLOC=default), 5.1% more steps per second (median
 of 10 rounds). Alone the gain did not show beyond the host's drift: a 10-minute BERT-mini
 run with this and the loss's softmax change made 6,262 tokens/s against 6,190 the session
-before; it peaked at 2.4 GB (benchmarks/RESULTS.md).
+before. Memory is about the same either way: 2.4 GB peak in that run, 2.37 GB after 900
+steps with glibc's defaults (benchmarks/RESULTS.md).
 
 The settings are process-wide and only change where glibc puts memory, never what a
 program computes. They are not applied where the user set glibc's own variables
