@@ -14,7 +14,7 @@ steps with glibc's defaults (benchmarks/RESULTS.md).
 
 The settings are process-wide and only change where glibc puts memory, never what a
 program computes. They are not applied where the user set glibc's own variables
-(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_: theirs win), with UNMASK_MALLOC=default,
+(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_: theirs win), with UNMASK_MALLOC=default,
 or where the C library is not glibc.
 """
 
@@ -44,4 +44,3 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and \
         bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-
