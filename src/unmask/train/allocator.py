@@ -14,8 +14,8 @@ steps with glibc's defaults (benchmarks/RESULTS.md).
 
 The settings are process-wide and only change where glibc puts memory, never what a
 program computes. They are not applied where the user set glibc's own variables
-(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_: theirs win), with UNMASK_MALLOC=default,
-or where the C library is not glibc.
+(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_: theirs win), with
+UNMASK_MALLOC=default, or where the C library is not glibc.
 """
 
 from __future__ import annotations
