@@ -291,13 +291,16 @@ def test_document_matches_transformers_packed_sequences():
 @needs_hf
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_from_hf_reads_transformers_additive_masks(dtype):
-    from transformers import modeling_attn_mask_utils as hf
+    from transformers import masking_utils as mu
 
     am = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # the old API still builds these masks
-        padded = hf._prepare_4d_attention_mask(am, dtype, tgt_len=5)  # (B, 1, Q, K), finfo.min
-        causal = hf._prepare_4d_causal_attention_mask(am, (2, 5), torch.zeros(2, 5, 4, dtype=dtype), 0)
+
+    def additive(fn):  # transformers' eager (additive) mask: (B, 1, Q, K), 0 or finfo.min
+        return mu.eager_mask(batch_size=2, q_length=5, kv_length=5, mask_function=fn,
+                             attention_mask=am.bool(), dtype=dtype)
+
+    padded, causal = additive(mu.bidirectional_mask_function), additive(mu.causal_mask_function)
+    assert padded.dtype == dtype and float(padded.min()) == torch.finfo(dtype).min
     assert torch.equal(masks.from_hf(padded).allowed, masks.padding(am).allowed.expand(2, 1, 5, 5))
     assert torch.equal(masks.from_hf(causal).allowed, (masks.causal(5) & masks.padding(am)).allowed)
     old_bert = (1.0 - am[:, None, None, :].to(dtype)) * -10000.0  # BERT's original constant
