@@ -1,0 +1,79 @@
+"""DeBERTa's disentangled attention: the relative-position terms added to BERT's scores.
+
+Axes: B batch, nh heads, Q queries, K keys (Q = K = L in self-attention), hd head dim,
+R = 2 * span rows of the relative-embedding table (span = position_buckets, or
+max_relative_positions without buckets).
+
+BERT scores a query i against a key j with q_i . k_j / sqrt(hd). DeBERTa (He et al. 2021) adds
+two terms that look at the relative distance d = pos_i - pos_j through a table of relative
+embeddings P (R, H), projected per layer by the key and query projections:
+
+    content-to-position  c2p[i, j] = q_i . Pk[idx(i, j)]      (Pk = P projected like keys)
+    position-to-content  p2c[i, j] = k_j . Pq[idx(i, j)]      (Pq = P projected like queries)
+    idx(i, j)            = clamp(bucket(pos_i - pos_j) + span, 0, R - 1)
+
+and divides all three terms by sqrt(hd * (1 + number of position terms)). Everything else in the
+block is BERT's, so the encoder only needs `relative_bias` as an additive score bias.
+Relative distances come from position ids, so a packed row's documents each count from 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def log_buckets(distance: torch.Tensor, buckets: int, max_position: int) -> torch.Tensor:
+    """DeBERTa-v3's log buckets: |d| < buckets // 2 kept as is, longer distances compressed
+    logarithmically so that max_position maps near buckets - 1 (sign kept).
+
+    distance: int64 (...). Returns int64 (...), the same arithmetic as transformers'
+    make_log_bucket_position.
+    """
+    sign = torch.sign(distance)
+    mid = buckets // 2
+    near = (distance < mid) & (distance > -mid)
+    magnitude = torch.where(near, torch.full_like(distance, mid - 1), distance.abs())
+    log_pos = torch.ceil(
+        torch.log(magnitude / mid) / math.log((max_position - 1) / mid) * (mid - 1)
+    ) + mid
+    return torch.where(magnitude <= mid, distance.to(log_pos.dtype), log_pos * sign).long()
+
+
+def relative_index(position_ids: torch.Tensor, span: int, buckets: int = 0,
+                   max_position: int = 0) -> torch.Tensor:
+    """Row of the relative table that query i uses for key j.
+
+    position_ids: int64 (B, L) or (L,). buckets / max_position: log-bucket settings (0 = plain
+    distances). Returns int64 (B|1, L, L) in [0, 2 * span).
+    """
+    pos = position_ids if position_ids.dim() == 2 else position_ids[None]  # (B|1, L)
+    distance = pos[:, :, None] - pos[:, None, :]  # (B|1, Q, K): pos_i - pos_j
+    if buckets > 0 and max_position > 0:
+        distance = log_buckets(distance, buckets, max_position)
+    return (distance + span).clamp_(0, 2 * span - 1)
+
+
+def relative_bias(q: torch.Tensor, k: torch.Tensor, index: torch.Tensor,
+                  pos_k: torch.Tensor | None, pos_q: torch.Tensor | None,
+                  scale: float) -> torch.Tensor:
+    """The c2p and p2c terms as one additive score bias.
+
+    q, k: (B, nh, L, hd) content queries and keys. index: (B|1, L, L) from relative_index.
+    pos_k, pos_q: (nh, R, hd) the relative table projected as keys (c2p) / queries (p2c), or
+    None where that term is off. scale: 1 / sqrt(hd * (1 + number of terms)).
+    Returns (B, nh, L, L) in q's dtype.
+    """
+    b, nh, n, _ = q.shape
+    gather_at = index[:, None].expand(b, nh, n, n)  # (B, nh, Q, K)
+    bias = None
+    if pos_k is not None:
+        c2p = q @ pos_k.transpose(-1, -2)  # (B, nh, Q, R): every query against every distance
+        bias = torch.gather(c2p, -1, gather_at)  # (B, nh, Q, K)
+    if pos_q is not None:
+        p2c = k @ pos_q.transpose(-1, -2)  # (B, nh, K, R): every key against every distance
+        # p2c[i, j] = k_j . Pq[idx(i, j)]: gather along the distances of key j, then swap axes.
+        term = torch.gather(p2c, -1, gather_at.transpose(-1, -2)).transpose(-1, -2)
+        bias = term if bias is None else bias + term
+    return bias * scale
