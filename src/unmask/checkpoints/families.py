@@ -1,0 +1,458 @@
+"""Family conversions: a Hugging Face config.json <-> EncoderConfig and task heads, per family.
+
+Each family is one Family entry in FAMILIES: its key tables (keys.py), a config translation
+each way, and a head builder. Adding a family: tables in keys.py, the functions and the entry
+here. Also here: which family a config (or, for old checkpoints, its weight names) belongs to,
+and the config.json that `save(format="hf")` writes for a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from unmask.checkpoints import keys
+from unmask.config import EncoderConfig
+from unmask.heads import (
+    MaskedLMHead,
+    QuestionAnsweringHead,
+    ReplacedTokenHead,
+    SequenceClassificationHead,
+    TaskModel,
+    TokenClassificationHead,
+)
+
+HEAD_CLASSES: dict[str, type[nn.Module]] = {  # unmask.json's task -> its head class
+    "masked_lm": MaskedLMHead,
+    "sequence_classification": SequenceClassificationHead,
+    "token_classification": TokenClassificationHead,
+    "question_answering": QuestionAnsweringHead,
+    "replaced_token_detection": ReplacedTokenHead,
+}
+
+# Hugging Face architecture suffix -> our task ("ForPreTraining" depends on the family).
+SUFFIX_TASK = {
+    "Model": "encoder",
+    "ForMaskedLM": "masked_lm",
+    "ForSequenceClassification": "sequence_classification",
+    "ForTokenClassification": "token_classification",
+    "ForQuestionAnswering": "question_answering",
+}
+
+
+# === config translation, one small function pair per family ==================================
+
+_HF_ACT = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+           "gelu_python": "gelu", "relu": "relu", "tanh": "tanh", "silu": "silu",
+           "swish": "silu"}
+_OUR_ACT = {"gelu": "gelu", "gelu_tanh": "gelu_new", "gelu_new": "gelu_new", "relu": "relu",
+            "tanh": "tanh", "silu": "silu", "geglu": "gelu"}
+
+
+def _act(name: str, where: str) -> str:
+    if name not in _HF_ACT:
+        raise ValueError(f"unsupported activation {name!r} in {where}; unmask supports "
+                         f"{', '.join(sorted(_HF_ACT))}")
+    return _HF_ACT[name]
+
+
+def _need(h: dict, key: str, family: str):
+    if key not in h:
+        raise ValueError(f"{family} config.json lacks {key!r}: the file is incomplete")
+    return h[key]
+
+
+def _bert_like_config(h: dict, family: str, **extra: Any) -> EncoderConfig:
+    kind = h.get("position_embedding_type", "absolute")
+    if kind != "absolute":
+        raise ValueError(f"position_embedding_type={kind!r} is not supported (absolute only)")
+    return EncoderConfig(
+        vocab_size=_need(h, "vocab_size", family),
+        hidden_size=_need(h, "hidden_size", family),
+        num_layers=_need(h, "num_hidden_layers", family),
+        num_heads=_need(h, "num_attention_heads", family),
+        intermediate_size=_need(h, "intermediate_size", family),
+        max_position_embeddings=h.get("max_position_embeddings", 512),
+        type_vocab_size=h.get("type_vocab_size", 2),
+        activation=_act(h.get("hidden_act", "gelu"), f"{family} hidden_act"),
+        layer_norm_eps=h.get("layer_norm_eps", 1e-12),
+        hidden_dropout=h.get("hidden_dropout_prob", 0.1),
+        attention_dropout=h.get("attention_probs_dropout_prob", 0.1),
+        pad_token_id=h.get("pad_token_id") if h.get("pad_token_id") is not None else 0,
+        **extra,
+    )
+
+
+def _bert_like_to_hf(c: EncoderConfig) -> dict:
+    return {
+        "vocab_size": c.vocab_size, "hidden_size": c.hidden_size,
+        "num_hidden_layers": c.num_layers, "num_attention_heads": c.num_heads,
+        "intermediate_size": c.intermediate_size,
+        "max_position_embeddings": c.max_position_embeddings,
+        "type_vocab_size": c.type_vocab_size, "hidden_act": _OUR_ACT[c.activation],
+        "layer_norm_eps": c.layer_norm_eps, "hidden_dropout_prob": c.hidden_dropout,
+        "attention_probs_dropout_prob": c.attention_dropout, "pad_token_id": c.pad_token_id,
+        "position_embedding_type": "absolute",
+    }
+
+
+def _bert_config(h):
+    return _bert_like_config(h, "bert")
+
+
+def _roberta_config(h):
+    pad = h.get("pad_token_id", 1)
+    return _bert_like_config(h, "roberta", position_offset=pad + 1)
+
+
+def _electra_config(h):
+    e = h.get("embedding_size", h.get("hidden_size"))
+    return _bert_like_config(h, "electra", embedding_size=None if e == h["hidden_size"] else e)
+
+
+def _electra_to_hf(c):
+    return {**_bert_like_to_hf(c), "embedding_size": c.embed_dim}
+
+
+def _albert_config(h):
+    if h.get("inner_group_num", 1) != 1:
+        raise ValueError(f"ALBERT with inner_group_num={h['inner_group_num']} is not supported "
+                         "(only 1, as every released ALBERT)")
+    h = {"hidden_act": "gelu_new", **h}
+    return _bert_like_config(h, "albert", embedding_size=h.get("embedding_size", 128),
+                             shared_layers=h.get("num_hidden_groups", 1))
+
+
+def _albert_to_hf(c):
+    return {**_bert_like_to_hf(c), "embedding_size": c.embed_dim,
+            "num_hidden_groups": c.num_blocks, "inner_group_num": 1}
+
+
+def _distilbert_config(h):
+    return EncoderConfig(
+        vocab_size=_need(h, "vocab_size", "distilbert"), hidden_size=_need(h, "dim", "distilbert"),
+        num_layers=_need(h, "n_layers", "distilbert"), num_heads=_need(h, "n_heads", "distilbert"),
+        intermediate_size=_need(h, "hidden_dim", "distilbert"),
+        max_position_embeddings=h.get("max_position_embeddings", 512), type_vocab_size=0,
+        activation=_act(h.get("activation", "gelu"), "distilbert activation"),
+        layer_norm_eps=1e-12,  # fixed in DistilBERT's code
+        hidden_dropout=h.get("dropout", 0.1), attention_dropout=h.get("attention_dropout", 0.1),
+        pad_token_id=h.get("pad_token_id") or 0,
+    )
+
+
+def _distilbert_to_hf(c):
+    return {"vocab_size": c.vocab_size, "dim": c.hidden_size, "n_layers": c.num_layers,
+            "n_heads": c.num_heads, "hidden_dim": c.intermediate_size,
+            "max_position_embeddings": c.max_position_embeddings,
+            "activation": _OUR_ACT[c.activation], "dropout": c.hidden_dropout,
+            "attention_dropout": c.attention_dropout, "pad_token_id": c.pad_token_id,
+            "sinusoidal_pos_embds": False}
+
+
+def _modernbert_config(h):
+    act = h.get("hidden_activation", "gelu")
+    if act != "gelu":
+        raise ValueError(f"ModernBERT with hidden_activation={act!r} is not supported (gelu)")
+    n = _need(h, "num_hidden_layers", "modernbert")
+    types = h.get("layer_types")
+    every = h.get("global_attn_every_n_layers", 3)
+    if types is not None:  # transformers 5 writes the per-layer list; find its period
+        every = next((k for k in range(1, n + 1) if all(
+            (t == "full_attention") == (i % k == 0) for i, t in enumerate(types))), None)
+        if every is None:
+            raise ValueError(f"ModernBERT layer_types {types} is not 'global every N layers'")
+    rope = h.get("rope_parameters") or {}
+    theta = (rope.get("full_attention") or {}).get("rope_theta", h.get("global_rope_theta"))
+    local = (rope.get("sliding_attention") or {}).get("rope_theta", h.get("local_rope_theta"))
+    return EncoderConfig(
+        vocab_size=_need(h, "vocab_size", "modernbert"),
+        hidden_size=_need(h, "hidden_size", "modernbert"), num_layers=n,
+        num_heads=_need(h, "num_attention_heads", "modernbert"),
+        intermediate_size=_need(h, "intermediate_size", "modernbert"),
+        max_position_embeddings=h.get("max_position_embeddings", 8192), type_vocab_size=0,
+        position="rotary", rope_theta=float(theta if theta is not None else 160000.0),
+        local_rope_theta=float(local) if local is not None else None,
+        norm="pre", activation="geglu", attention_bias=h.get("attention_bias", False),
+        mlp_bias=h.get("mlp_bias", False), norm_bias=h.get("norm_bias", False),
+        layer_norm_eps=h.get("norm_eps", 1e-5), hidden_dropout=h.get("mlp_dropout", 0.0),
+        attention_dropout=h.get("attention_dropout", 0.0),
+        local_window=h.get("local_attention", 128) if every > 1 else None, global_every=every,
+        pad_token_id=h.get("pad_token_id") if h.get("pad_token_id") is not None else 50283,
+    )
+
+
+def _modernbert_to_hf(c):
+    if (c.position, c.norm, c.activation, c.type_vocab_size) != ("rotary", "pre", "geglu", 0):
+        raise ValueError("only rotary, pre-LN, GeGLU models without token types map to "
+                         "ModernBERT")
+    return {"vocab_size": c.vocab_size, "hidden_size": c.hidden_size,
+            "num_hidden_layers": c.num_layers, "num_attention_heads": c.num_heads,
+            "intermediate_size": c.intermediate_size,
+            "max_position_embeddings": c.max_position_embeddings, "hidden_activation": "gelu",
+            "global_rope_theta": c.rope_theta,
+            "local_rope_theta": c.local_rope_theta or c.rope_theta,
+            "attention_bias": c.attention_bias, "mlp_bias": c.mlp_bias,
+            "norm_bias": c.norm_bias, "norm_eps": c.layer_norm_eps,
+            "mlp_dropout": c.hidden_dropout, "attention_dropout": c.attention_dropout,
+            "embedding_dropout": 0.0,
+            "local_attention": c.local_window or c.max_position_embeddings * 2,
+            "global_attn_every_n_layers": c.global_every if c.local_window else 1,
+            "pad_token_id": c.pad_token_id}
+
+
+# --- heads, per family: from the HF config, the head module; and back -------------------------
+
+def labels(h: dict) -> tuple[int, dict[int, str] | None]:
+    id2label = h.get("id2label")
+    if id2label:
+        id2label = {int(k): v for k, v in id2label.items()}
+        return len(id2label), id2label
+    return h.get("num_labels", 2), None
+
+
+def _classifier_dropout(h: dict, key: str = "classifier_dropout") -> float:
+    p = h.get(key)
+    return p if p is not None else h.get("hidden_dropout_prob", 0.1)
+
+
+def _bert_like_head(task, h, c, mlm_act, cls_act, cls_dropout_key="classifier_dropout"):
+    n, _ = labels(h)
+    tied = h.get("tie_word_embeddings", True)
+    if task == "masked_lm":
+        return MaskedLMHead(c.hidden_size, c.vocab_size, c.embedding_size, mlm_act,
+                            c.layer_norm_eps, tied=tied)
+    if task == "sequence_classification":
+        return SequenceClassificationHead(c.hidden_size, n, "cls", cls_act,
+                                          dropout=_classifier_dropout(h, cls_dropout_key))
+    if task == "token_classification":
+        return TokenClassificationHead(c.hidden_size, n,
+                                       dropout=_classifier_dropout(h, cls_dropout_key))
+    if task == "question_answering":
+        return QuestionAnsweringHead(c.hidden_size, dropout=0.0)
+    if task == "replaced_token_detection":
+        return ReplacedTokenHead(c.hidden_size, c.activation)
+    raise AssertionError(task)
+
+
+def _bert_head(task, h, c):
+    return _bert_like_head(task, h, c, c.activation, "tanh")
+
+
+def _roberta_head(task, h, c):
+    return _bert_like_head(task, h, c, "gelu", "tanh")  # RobertaLMHead: gelu in the code
+
+
+def _electra_head(task, h, c):
+    return _bert_like_head(task, h, c, "gelu", "gelu")  # both fixed to gelu in the code
+
+
+def _albert_head(task, h, c):
+    return _bert_like_head(task, h, c, c.activation, "tanh", "classifier_dropout_prob")
+
+
+def _distilbert_head(task, h, c):
+    n, _ = labels(h)
+    if task == "masked_lm":
+        return MaskedLMHead(c.hidden_size, c.vocab_size, None, c.activation, 1e-12,
+                            tied=h.get("tie_word_embeddings", True))
+    if task == "sequence_classification":
+        return SequenceClassificationHead(c.hidden_size, n, "cls", "relu",
+                                          dropout=h.get("seq_classif_dropout", 0.2))
+    if task == "token_classification":
+        return TokenClassificationHead(c.hidden_size, n, dropout=h.get("dropout", 0.1))
+    return QuestionAnsweringHead(c.hidden_size, dropout=h.get("qa_dropout", 0.1))
+
+
+def _modernbert_head(task, h, c):
+    n, _ = labels(h)
+    act = _act(h.get("classifier_activation", "gelu"), "modernbert classifier_activation")
+    dense = {"activation": act, "norm_eps": c.layer_norm_eps,
+                 "dense_bias": h.get("classifier_bias", False), "norm_bias": c.norm_bias}
+    if task == "masked_lm":
+        return MaskedLMHead(c.hidden_size, c.vocab_size, None, act, c.layer_norm_eps,
+                            dense_bias=dense["dense_bias"], norm_bias=c.norm_bias,
+                            decoder_bias=h.get("decoder_bias", True),
+                            tied=h.get("tie_word_embeddings", True))
+    drop = h.get("classifier_dropout", 0.0)
+    if task == "sequence_classification":
+        return SequenceClassificationHead(c.hidden_size, n, h.get("classifier_pooling", "cls"),
+                                          dropout=drop, **dense)
+    if task == "token_classification":
+        return TokenClassificationHead(c.hidden_size, n, dropout=drop, **dense)
+    return QuestionAnsweringHead(c.hidden_size, dropout=drop, **dense)
+
+
+def _head_to_hf(model: nn.Module) -> dict:
+    """The config.json entries that describe a task head (labels, dropout, pooling...)."""
+    out: dict[str, Any] = {}
+    head = getattr(model, "head", None)
+    if isinstance(head, MaskedLMHead):
+        out["tie_word_embeddings"] = head.decoder is None
+    if isinstance(model, TaskModel) and hasattr(model, "num_labels"):
+        id2label = model.id2label or {i: f"LABEL_{i}" for i in range(model.num_labels)}
+        out["id2label"] = {str(k): v for k, v in id2label.items()}
+        out["label2id"] = {v: int(k) for k, v in id2label.items()}
+        if getattr(model, "problem_type", None):
+            out["problem_type"] = model.problem_type
+    if head is not None and "dropout" in head.spec():
+        p = head.spec()["dropout"]
+        out.update(classifier_dropout=p, seq_classif_dropout=p, classifier_dropout_prob=p)
+    if head is not None and isinstance(head, (SequenceClassificationHead, TokenClassificationHead,
+                                              MaskedLMHead)):
+        s = head.spec()
+        if "pooling" in s:
+            out["classifier_pooling"] = s["pooling"]
+        if s.get("activation") is not None:
+            out["classifier_activation"] = _OUR_ACT.get(s["activation"], s["activation"])
+        out["classifier_bias"] = s.get("dense_bias", True)
+        if "decoder_bias" in s:
+            out["decoder_bias"] = s["decoder_bias"]
+    return out
+
+
+# --- the family table -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Family:
+    """How one Hugging Face model family maps onto unmask."""
+
+    model_type: str
+    arch: str  # architecture name stem: "Bert" -> BertModel, BertForMaskedLM, ...
+    prefix: str  # the base model's attribute in task models: "bert."
+    encoder_keys: dict
+    head_keys: dict
+    config_from_hf: Callable[[dict], EncoderConfig]
+    config_to_hf: Callable[[EncoderConfig], dict]
+    head_from_hf: Callable[[str, dict, EncoderConfig], nn.Module]
+    pretraining_task: str = "masked_lm"  # what *ForPreTraining holds
+    head_config: tuple[str, ...] = ("classifier_dropout",)  # config.json keys of its heads
+
+    def architecture(self, task: str) -> str:
+        """The Hugging Face class name for `task`: BertForMaskedLM, ElectraForPreTraining..."""
+        if task == "replaced_token_detection":
+            return self.arch + "ForPreTraining"
+        if task == "embedding":
+            task = "encoder"
+        return self.arch + {t: suffix for suffix, t in SUFFIX_TASK.items()}[task]
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return ("encoder", "embedding", *self.head_keys)
+
+
+FAMILIES: dict[str, Family] = {
+    "bert": Family("bert", "Bert", "bert.", keys.BERT, keys.BERT_HEADS,
+                   _bert_config, _bert_like_to_hf, _bert_head),
+    "roberta": Family("roberta", "Roberta", "roberta.", keys.BERT, keys.ROBERTA_HEADS,
+                      _roberta_config, _bert_like_to_hf, _roberta_head),
+    "xlm-roberta": Family("xlm-roberta", "XLMRoberta", "roberta.", keys.BERT, keys.ROBERTA_HEADS,
+                          _roberta_config, _bert_like_to_hf, _roberta_head),
+    "distilbert": Family("distilbert", "DistilBert", "distilbert.", keys.DISTILBERT,
+                         keys.DISTILBERT_HEADS, _distilbert_config, _distilbert_to_hf,
+                         _distilbert_head, head_config=("seq_classif_dropout",)),
+    "electra": Family("electra", "Electra", "electra.", keys.ELECTRA, keys.ELECTRA_HEADS,
+                      _electra_config, _electra_to_hf, _electra_head,
+                      pretraining_task="replaced_token_detection"),
+    "albert": Family("albert", "Albert", "albert.", keys.ALBERT, keys.ALBERT_HEADS,
+                     _albert_config, _albert_to_hf, _albert_head,
+                     head_config=("classifier_dropout_prob",)),
+    "modernbert": Family("modernbert", "ModernBert", "model.", keys.MODERNBERT,
+                         keys.MODERNBERT_HEADS, _modernbert_config, _modernbert_to_hf,
+                         _modernbert_head,
+                         head_config=("classifier_dropout", "classifier_pooling",
+                                      "classifier_activation", "classifier_bias",
+                                      "decoder_bias")),
+}
+
+
+def family_of(model_type: str) -> Family:
+    if model_type not in FAMILIES:
+        raise ValueError(
+            f"unsupported model_type {model_type!r}; unmask loads {', '.join(FAMILIES)}"
+        )
+    return FAMILIES[model_type]
+
+
+def config_from_hf(hf_config: dict) -> EncoderConfig:
+    """A Hugging Face config.json (as a dict) -> EncoderConfig. Raises for unsupported ones."""
+    return family_of(model_type_of(hf_config)).config_from_hf(hf_config)
+
+
+def model_type_of(h: dict) -> str:
+    kind = h.get("model_type")
+    if kind is None:
+        raise ValueError("config.json has no model_type: is it a Hugging Face model config?")
+    return kind
+
+
+def task_from_architecture(h: dict, fam: Family) -> str:
+    archs = h.get("architectures") or [fam.arch + "Model"]
+    arch = archs[0]
+    if arch.endswith("ForPreTraining"):
+        return fam.pretraining_task
+    for suffix, task in SUFFIX_TASK.items():
+        if arch.endswith(suffix):
+            return task
+    raise ValueError(
+        f"architecture {arch} has a head unmask does not model; load it with task='encoder' "
+        f"(the encoder alone) or one of {', '.join(fam.tasks)}"
+    )
+
+
+def infer_model_type(model: nn.Module) -> str:
+    """The Hugging Face family a model is most naturally saved as (see save)."""
+    known = getattr(model, "hf_model_type", None)
+    if known:
+        return known
+    cfg = model.config
+    if cfg.position == "rotary" or cfg.norm == "pre":
+        return "modernbert"
+    if cfg.shared_layers is not None:
+        return "albert"
+    if cfg.embedding_size is not None or getattr(model, "task", None) == "replaced_token_detection":
+        return "electra"
+    if cfg.type_vocab_size == 0:
+        return "distilbert"
+    if cfg.position_offset:
+        return "roberta"
+    return "bert"
+
+
+def hf_config(model: nn.Module, fam: Family, task: str) -> dict:
+    cfg = model.config
+    try:
+        translated = fam.config_to_hf(cfg)
+    except ValueError as err:
+        raise ValueError(f"this model does not fit a {fam.model_type} checkpoint: {err}. Save "
+                         "it with format='unmask', or choose another model_type.") from None
+    hf = {"architectures": [fam.architecture(task)], "model_type": fam.model_type,
+          **translated}
+    common = ("tie_word_embeddings", "id2label", "label2id", "problem_type")
+    hf.update({k: v for k, v in _head_to_hf(model).items() if k in common + fam.head_config})
+    # The config must say back exactly what we have: translate it again and compare.
+    again = fam.config_from_hf(hf)
+    ignore = {"hidden_dropout", "attention_dropout"}  # dropout is training-only detail
+    if cfg.local_window is None:
+        ignore.add("global_every")  # meaningless without local layers
+    diff = {k: (v, getattr(again, k)) for k, v in cfg.to_dict().items()
+            if k not in ignore and getattr(again, k) != v}
+    if diff:
+        raise ValueError(
+            f"this model does not fit a {fam.model_type} checkpoint: {diff} (ours, theirs). "
+            "Save it with format='unmask', or choose another model_type."
+        )
+    if task not in ("encoder", "embedding"):
+        want = fam.head_from_hf(task, hf, cfg).spec()
+        have = model.head.spec()
+        diff = {k: (have.get(k), want.get(k)) for k in set(want) | set(have)
+                if k != "dropout" and have.get(k) != want.get(k)}
+        if diff:
+            raise ValueError(
+                f"this {task} head does not fit {fam.architecture(task)}: {diff} (ours, theirs). "
+                "Save it with format='unmask'."
+            )
+    return hf

@@ -1,0 +1,140 @@
+"""Checkpoint files: JSON configs, safetensors weights (pickle only on request), and the
+sentence-transformers files next to them.
+
+Weights are read from safetensors (single file or sharded with model.safetensors.index.json).
+pytorch_model.bin is a pickle, which can run code when loaded: it is read only when the user
+opts in (allow_pickle=True in Python, --allow-pickle on the command line), and then with
+torch.load(weights_only=True), which refuses anything but tensors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+if TYPE_CHECKING:
+    from unmask.heads import Embedder
+
+CONFIG_NAME = "config.json"
+UNMASK_CONFIG_NAME = "unmask.json"
+WEIGHTS_NAME = "model.safetensors"
+WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+PICKLE_NAME = "pytorch_model.bin"
+
+
+def read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); re-download or re-save it") from None
+
+
+def read_weights(directory: str | Path, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint directory, by name, on CPU.
+
+    Reads model.safetensors, or the shards listed in model.safetensors.index.json; falls back to
+    pytorch_model.bin only with allow_pickle=True (torch.load with weights_only=True).
+    Raises FileNotFoundError when there is no weights file, ValueError when one is corrupt.
+    """
+    d = Path(directory)
+    single, index, pickle = d / WEIGHTS_NAME, d / WEIGHTS_INDEX_NAME, d / PICKLE_NAME
+    if single.is_file():
+        return _load_safetensors(single)
+    if index.is_file():
+        shards = sorted(set(read_json(index).get("weight_map", {}).values()))
+        if not shards:
+            raise ValueError(f"{index} lists no shards; re-download the checkpoint")
+        out: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            if not (d / shard).is_file():
+                raise FileNotFoundError(f"{d / shard} is missing (listed in {index.name})")
+            out.update(_load_safetensors(d / shard))
+        return out
+    if pickle.is_file():
+        if not allow_pickle:
+            raise ValueError(
+                f"{d} has only {PICKLE_NAME}, a pickle file, which can run arbitrary code when "
+                "loaded. If you trust its source, pass allow_pickle=True (it is then read with "
+                "torch.load(weights_only=True)); better, convert it once to model.safetensors."
+            )
+        try:
+            state = torch.load(pickle, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001  (torch raises many types for bad pickles)
+            raise ValueError(f"could not read {pickle} with weights_only=True: {err}") from None
+        return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    raise FileNotFoundError(
+        f"no weights in {d}: expected {WEIGHTS_NAME} (or {WEIGHTS_INDEX_NAME} with its shards); "
+        f"found {sorted(p.name for p in d.iterdir())}"
+    )
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise ValueError(
+            f"{path} is truncated or corrupt ({err}); delete it and download it again"
+        ) from None
+
+
+def sentence_transformers_settings(directory: Path) -> dict[str, Any]:
+    """pooling / normalize / max_length from a sentence-transformers directory, if it is one."""
+    modules_file = directory / "modules.json"
+    if not modules_file.is_file():
+        return {}
+    modules = read_json(modules_file)
+    out: dict[str, Any] = {"normalize": any(m.get("type", "").endswith("Normalize")
+                                            for m in modules)}
+    for m in modules:
+        if m.get("type", "").endswith("Pooling"):
+            pc = directory / m.get("path", "") / "config.json"
+            if pc.is_file():
+                p = read_json(pc)
+                modes = [mode for mode, key in (("cls", "pooling_mode_cls_token"),
+                                                ("mean", "pooling_mode_mean_tokens"),
+                                                ("max", "pooling_mode_max_tokens"))
+                         if p.get(key)]
+                if len(modes) != 1 or any(p.get(k) for k in ("pooling_mode_mean_sqrt_len_tokens",
+                                                             "pooling_mode_weightedmean_tokens",
+                                                             "pooling_mode_lasttoken")):
+                    raise ValueError(f"unsupported sentence-transformers pooling in {pc}: {p}; "
+                                     "unmask supports exactly one of cls, mean, max")
+                out["pooling"] = modes[0]
+    st = directory / "sentence_bert_config.json"
+    if st.is_file():
+        out["max_length"] = read_json(st).get("max_seq_length")
+    return out
+
+
+def write_sentence_transformers(model: Embedder, out: Path) -> None:
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling",
+                "type": "sentence_transformers.models.Pooling"}]
+    if model.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                        "type": "sentence_transformers.models.Normalize"})
+        (out / "2_Normalize").mkdir(exist_ok=True)
+    write_json(out / "modules.json", modules)
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    write_json(out / "1_Pooling" / "config.json", {
+        "word_embedding_dimension": model.config.hidden_size,
+        "pooling_mode_cls_token": model.pooling == "cls",
+        "pooling_mode_mean_tokens": model.pooling == "mean",
+        "pooling_mode_max_tokens": model.pooling == "max",
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    })
+    if model.max_length:
+        write_json(out / "sentence_bert_config.json",
+                    {"max_seq_length": model.max_length, "do_lower_case": False})
+
+
+def write_json(path: Path, obj: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")

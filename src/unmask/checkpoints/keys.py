@@ -1,0 +1,211 @@
+"""Key tables: which Hugging Face weight names hold each unmask parameter, per family.
+
+Key mapping is data, not code: per family, a table from our module paths to theirs, with {}
+for the layer index. A tuple on the right is concatenated along dim 0 (BERT's separate
+query / key / value become our fused qkv) and split back when saving. Tables map modules, so
+".weight" and ".bias" follow; a full parameter name maps just that parameter. Encoder tables
+are relative to the base model (no "bert." prefix); head tables are relative to the task
+model, so the base model's own modules (BERT's pooler) carry its prefix.
+
+Adding a family: its tables here, its config conversion and Family entry in families.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from unmask.model import Encoder
+
+if TYPE_CHECKING:
+    from unmask.checkpoints.families import Family
+
+BERT_EMBEDDINGS = {
+    "embeddings.word": "embeddings.word_embeddings",
+    "embeddings.position": "embeddings.position_embeddings",
+    "embeddings.token_type": "embeddings.token_type_embeddings",
+    "embeddings.norm": "embeddings.LayerNorm",
+}
+BERT_LAYERS = {
+    "layers.{}.attn.qkv": ("encoder.layer.{}.attention.self.query",
+                           "encoder.layer.{}.attention.self.key",
+                           "encoder.layer.{}.attention.self.value"),
+    "layers.{}.attn.out": "encoder.layer.{}.attention.output.dense",
+    "layers.{}.attn_norm": "encoder.layer.{}.attention.output.LayerNorm",
+    "layers.{}.mlp.up": "encoder.layer.{}.intermediate.dense",
+    "layers.{}.mlp.down": "encoder.layer.{}.output.dense",
+    "layers.{}.mlp_norm": "encoder.layer.{}.output.LayerNorm",
+}
+ALBERT_LAYERS = {  # {} is the layer group (our shared block); inner_group_num must be 1
+    "layers.{}.attn.qkv": ("encoder.albert_layer_groups.{}.albert_layers.0.attention.query",
+                           "encoder.albert_layer_groups.{}.albert_layers.0.attention.key",
+                           "encoder.albert_layer_groups.{}.albert_layers.0.attention.value"),
+    "layers.{}.attn.out": "encoder.albert_layer_groups.{}.albert_layers.0.attention.dense",
+    "layers.{}.attn_norm": "encoder.albert_layer_groups.{}.albert_layers.0.attention.LayerNorm",
+    "layers.{}.mlp.up": "encoder.albert_layer_groups.{}.albert_layers.0.ffn",
+    "layers.{}.mlp.down": "encoder.albert_layer_groups.{}.albert_layers.0.ffn_output",
+    "layers.{}.mlp_norm": "encoder.albert_layer_groups.{}.albert_layers.0.full_layer_layer_norm",
+}
+BERT = {**BERT_EMBEDDINGS, **BERT_LAYERS}  # also RoBERTa and XLM-RoBERTa
+ELECTRA = {**BERT_EMBEDDINGS, "embeddings.project": "embeddings_project", **BERT_LAYERS}
+ALBERT = {**BERT_EMBEDDINGS, "embeddings.project": "encoder.embedding_hidden_mapping_in",
+          **ALBERT_LAYERS}
+DISTILBERT = {
+    "embeddings.word": "embeddings.word_embeddings",
+    "embeddings.position": "embeddings.position_embeddings",
+    "embeddings.norm": "embeddings.LayerNorm",
+    "layers.{}.attn.qkv": ("transformer.layer.{}.attention.q_lin",
+                           "transformer.layer.{}.attention.k_lin",
+                           "transformer.layer.{}.attention.v_lin"),
+    "layers.{}.attn.out": "transformer.layer.{}.attention.out_lin",
+    "layers.{}.attn_norm": "transformer.layer.{}.sa_layer_norm",
+    "layers.{}.mlp.up": "transformer.layer.{}.ffn.lin1",
+    "layers.{}.mlp.down": "transformer.layer.{}.ffn.lin2",
+    "layers.{}.mlp_norm": "transformer.layer.{}.output_layer_norm",
+}
+MODERNBERT = {
+    "embeddings.word": "embeddings.tok_embeddings",
+    "embeddings.norm": "embeddings.norm",
+    "layers.{}.attn_norm": "layers.{}.attn_norm",  # absent in layer 0 (pre-LN), both sides
+    "layers.{}.attn.qkv": "layers.{}.attn.Wqkv",
+    "layers.{}.attn.out": "layers.{}.attn.Wo",
+    "layers.{}.mlp_norm": "layers.{}.mlp_norm",
+    "layers.{}.mlp.up": "layers.{}.mlp.Wi",
+    "layers.{}.mlp.down": "layers.{}.mlp.Wo",
+    "final_norm": "final_norm",
+}
+
+# Heads: our key (under the task model) -> Hugging Face key (under the task model, so the base
+# model's own modules, e.g. BERT's pooler, carry its prefix).
+BERT_HEADS = {
+    "masked_lm": {"head.transform.dense": "cls.predictions.transform.dense",
+                  "head.transform.norm": "cls.predictions.transform.LayerNorm",
+                  "head.bias": "cls.predictions.bias",
+                  "head.decoder": "cls.predictions.decoder"},
+    "sequence_classification": {"head.dense.dense": "bert.pooler.dense", "head.out": "classifier"},
+    "token_classification": {"head.out": "classifier"},
+    "question_answering": {"head.out": "qa_outputs"},
+}
+ROBERTA_HEADS = {
+    "masked_lm": {"head.transform.dense": "lm_head.dense",
+                  "head.transform.norm": "lm_head.layer_norm",
+                  "head.bias": "lm_head.bias",
+                  "head.decoder": "lm_head.decoder"},
+    "sequence_classification": {"head.dense.dense": "classifier.dense",
+                                "head.out": "classifier.out_proj"},
+    "token_classification": {"head.out": "classifier"},
+    "question_answering": {"head.out": "qa_outputs"},
+}
+DISTILBERT_HEADS = {
+    "masked_lm": {"head.transform.dense": "vocab_transform",
+                  "head.transform.norm": "vocab_layer_norm",
+                  "head.bias": "vocab_projector.bias",
+                  "head.decoder.weight": "vocab_projector.weight"},
+    "sequence_classification": {"head.dense.dense": "pre_classifier", "head.out": "classifier"},
+    "token_classification": {"head.out": "classifier"},
+    "question_answering": {"head.out": "qa_outputs"},
+}
+ELECTRA_HEADS = {
+    "masked_lm": {"head.transform.dense": "generator_predictions.dense",  # the generator
+                  "head.transform.norm": "generator_predictions.LayerNorm",
+                  "head.bias": "generator_lm_head.bias",
+                  "head.decoder.weight": "generator_lm_head.weight"},
+    "replaced_token_detection": {"head.dense.dense": "discriminator_predictions.dense",
+                                 "head.out": "discriminator_predictions.dense_prediction"},
+    "sequence_classification": {"head.dense.dense": "classifier.dense",
+                                "head.out": "classifier.out_proj"},
+    "token_classification": {"head.out": "classifier"},
+    "question_answering": {"head.out": "qa_outputs"},
+}
+ALBERT_HEADS = {
+    "masked_lm": {"head.transform.dense": "predictions.dense",
+                  "head.transform.norm": "predictions.LayerNorm",
+                  "head.bias": "predictions.bias",
+                  "head.decoder": "predictions.decoder"},
+    "sequence_classification": {"head.dense.dense": "albert.pooler", "head.out": "classifier"},
+    "token_classification": {"head.out": "classifier"},
+    "question_answering": {"head.out": "qa_outputs"},
+}
+MODERNBERT_HEADS = {
+    "masked_lm": {"head.transform.dense": "head.dense", "head.transform.norm": "head.norm",
+                  "head.bias": "decoder.bias", "head.decoder.weight": "decoder.weight"},
+    "sequence_classification": {"head.dense.dense": "head.dense", "head.dense.norm": "head.norm",
+                                "head.out": "classifier"},
+    "token_classification": {"head.dense.dense": "head.dense", "head.dense.norm": "head.norm",
+                             "head.out": "classifier"},
+    "question_answering": {"head.dense.dense": "head.dense", "head.dense.norm": "head.norm",
+                           "head.out": "classifier"},
+}
+
+# Hugging Face keys that may be present and unused without anything being wrong: buffers,
+# tied decoder copies, the pre-training heads we do not model (NSP, SOP).
+BENIGN = re.compile(
+    r"(^|\.)position_ids$|(^|\.)token_type_ids$|(^|\.)decoder\.(weight|bias)$"
+    r"|^generator_lm_head\.weight$|^vocab_projector\.weight$|^cls\.seq_relationship\."
+    r"|^sop_classifier\.|(^|\.)pooler\.|^(model\.)?rotary_emb\."
+)
+
+
+
+# === applying the tables ======================================================================
+
+def _compile(table: dict) -> list[tuple[re.Pattern, Any]]:
+    out = []
+    for ours, theirs in table.items():
+        body = re.escape(ours).replace(r"\{\}", r"(?P<i>\d+)")
+        out.append((re.compile("^" + body + r"(?:\.(?P<p>\w+))?$"), theirs))
+    return out
+
+
+def _hf_names(key: str, compiled) -> tuple[str, ...] | None:
+    """Our parameter name -> the Hugging Face name(s) it comes from (several = concatenate)."""
+    for pattern, theirs in compiled:
+        m = pattern.match(key)
+        if not m:
+            continue
+        index, param = m.groupdict().get("i"), m.group("p")
+        parts = theirs if isinstance(theirs, tuple) else (theirs,)
+        names = tuple(p.replace("{}", index) if index is not None else p for p in parts)
+        return tuple(f"{n}.{param}" if param else n for n in names)
+    return None
+
+
+def key_map(model: nn.Module, fam: Family, task: str, prefixed: bool) -> dict[str, tuple[str, ...]]:
+    """Every parameter of `model` -> its Hugging Face name(s) (dict of tuples). prefixed: put
+    the base model's prefix ("bert.") on encoder names, as in task checkpoints.
+    Raises ValueError when a parameter has no place in this family."""
+    enc = _compile(fam.encoder_keys)
+    heads = _compile(fam.head_keys.get(task, {}))
+    prefix = fam.prefix if prefixed else ""
+    out = {}
+    for key in model.state_dict():
+        if isinstance(model, Encoder) or key.startswith("encoder."):
+            names = _hf_names(key.removeprefix("encoder.") if not isinstance(model, Encoder)
+                              else key, enc)
+            names = tuple(prefix + n for n in names) if names else None
+        else:
+            names = _hf_names(key, heads)
+        if names is None:
+            raise ValueError(
+                f"parameter {key!r} has no counterpart in a {fam.model_type} checkpoint; this "
+                f"model cannot be written as {fam.architecture(task)}: save it with "
+                f"format='unmask'"
+            )
+        out[key] = names
+    return out
+
+
+def normalise_hf(state: dict[str, torch.Tensor], fam: Family) -> dict[str, torch.Tensor]:
+    """Old TF-era names (LayerNorm.gamma/beta) -> weight/bias; base-model checkpoints (no
+    prefix anywhere) get the prefix, so task and base checkpoints read alike."""
+    out = {}
+    for k, v in state.items():
+        k = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", k)
+        k = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", k)
+        out[k] = v
+    if not any(k.startswith(fam.prefix) for k in out):
+        out = {fam.prefix + k: v for k, v in out.items()}
+    return out
