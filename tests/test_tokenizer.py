@@ -475,18 +475,60 @@ def test_read_text_decodes_cp1252_without_losing_text(tmp_path):
 
 
 # ------------------------------------------------------------------------- errors
-def test_from_pretrained_names_the_files_it_looked_for(tmp_path):
+def _one_line(excinfo) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+def test_every_way_of_loading_a_non_tokenizer_gives_one_clear_line(tmp_path):
+    from unmask.cli import main
+
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(
-        FileNotFoundError, match="tokenizer.json.*vocab.txt.*vocab.json \\+ merges.txt"
-    ):
-        Tokenizer.from_pretrained(tmp_path)
-    with pytest.raises(FileNotFoundError, match="download"):
+    with pytest.raises(FileNotFoundError, match="no tokenizer files in") as e:
+        Tokenizer.from_pretrained(tmp_path)  # a directory without tokenizer files
+    assert "vocab.json + merges.txt" in _one_line(e) and "spm.model" in str(e.value)
+    with pytest.raises(FileNotFoundError, match="nope does not exist; a tokenizer path is"):
         Tokenizer.from_pretrained(tmp_path / "nope")
-    with pytest.raises(FileNotFoundError, match="tokenizer.json"):
+    with pytest.raises(FileNotFoundError, match="expected a tokenizer.json"):
         Tokenizer.from_file(tmp_path / "tokenizer.json")
     with pytest.raises(FileNotFoundError, match="not found"):
         Tokenizer.train([tmp_path / "missing.txt"])
+
+    some = tmp_path / "some.txt"  # issue 14: a text file given as the tokenizer
+    some.write_text("just some words\nnot a tokenizer\n")
+    for load in (Tokenizer.from_pretrained, Tokenizer.from_file):
+        with pytest.raises(ValueError, match="some.txt is not a tokenizer.json") as e:
+            load(some)
+        assert "a tokenizer path is a checkpoint directory" in _one_line(e)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Call me Ishmael. Some years ago, never mind how long precisely.\n" * 50)
+    with pytest.raises(SystemExit) as e:  # the CLI prints this one line and exits
+        main(["prepare", str(corpus), "--out", str(tmp_path / "o"), "--tokenizer", str(some)])
+    err = str(e.value.code)
+    assert err.startswith("error: ") and "some.txt is not a tokenizer.json" in err
+    assert "\n" not in err
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    if MODEL_DIR is not None:  # a truncated tokenizer.json (an interrupted download)
+        full = (MODEL_DIR / "tokenizer.json").read_bytes()
+        (bad / "tokenizer.json").write_bytes(full[: len(full) // 2])
+        with pytest.raises(ValueError, match="tokenizer.json is not a tokenizer.json .*EOF"):
+            Tokenizer.from_pretrained(bad)
+    (bad / "tokenizer.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    with pytest.raises(ValueError, match="not a tokenizer.json") as e:  # valid JSON, wrong kind
+        Tokenizer.from_pretrained(bad)
+    _one_line(e)
+    (bad / "tokenizer.json").unlink()
+    (bad / "vocab.txt").write_text("[UNK]\n[CLS]\n[SEP]\nhello\n")
+    (bad / "tokenizer_config.json").write_text('{"do_lower_case": tru')
+    with pytest.raises(ValueError, match="tokenizer_config.json is not valid JSON") as e:
+        Tokenizer.from_pretrained(bad)
+    _one_line(e)
+    (bad / "tokenizer_config.json").write_text('["a list"]')
+    with pytest.raises(ValueError, match="holds list, not a JSON object"):
+        Tokenizer.from_pretrained(bad)
 
 
 @needs_model
@@ -502,11 +544,11 @@ def test_bad_inputs_raise_clear_errors():
         tok.encode_batch(["hello world"], max_length=2)
     with pytest.raises(ValueError, match="3 special tokens to each pair"):
         tok.encode_batch([("a", "b")], max_length=3)
-    with pytest.raises(ValueError, match="stride=10 must be smaller"):
+    with pytest.raises(ValueError, match="stride set to 10, which is greater"):
         tok.encode_batch(["hello world"], max_length=8, stride=10, return_overflowing=True)
     with pytest.raises(ValueError, match="return_overflowing=True needs truncation"):
         tok.encode_batch(["hello"], truncation=False, return_overflowing=True)
-    with pytest.raises(ValueError, match="truncation must be"):
+    with pytest.raises(ValueError, match="Unknown `strategy`: `only_third`"):
         tok.encode_batch(["hello"], truncation="only_third")
     with pytest.raises(ValueError, match="only_first"):  # first text too short to cut
         tok.encode_batch(

@@ -39,12 +39,10 @@ def prepare_corpus(inputs, out: Path, *, tokenizer: str | None = None,
         warnings.simplefilter("always", DecodingWarning)
         if tokenizer is None:
             tok = train_tokenizer(corpus, vocab_size=vocab_size, lowercase=lowercase)
-        else:
-            path = Path(tokenizer)
-            tok = path / "tokenizer.json" if path.is_dir() else path
-            if not tok.is_file():
-                raise FileNotFoundError(f"no tokenizer at {tok}; pass a tokenizer.json or a "
-                                        "checkpoint directory that holds one")
+        else:  # any checkpoint's tokenizer files, or a tokenizer.json; one clear line if not
+            from unmask.tokenizer import Tokenizer
+
+            tok = Tokenizer.from_pretrained(tokenizer)
         manifest = prepare_shards(corpus, tok, out, validation=validation, seed=seed,
                                   overwrite=True)
     if not quiet:
