@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
 from test_pipelines_assets import tiny
-from unmask.serve import MicroBatcher, create_app, load_pipelines
+from unmask.serve import create_app, load_pipelines
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,8 @@ def client(dirs):
 
 def test_endpoints_answer_like_the_pipelines(client):
     c, pipes = client
-    assert c.get("/health").json() == {"status": "ok", "tasks": sorted(pipes)}
+    health = c.get("/health").json()
+    assert health["status"] == "ok" and health["tasks"] == sorted(pipes)
     text = "The cat [MASK] on the mat."
     assert c.post("/fill", json={"inputs": text, "top_k": 3}).json() == pipes["fill-mask"](
         text, top_k=3)
@@ -70,52 +70,106 @@ def test_limits_and_errors_have_clear_messages(client):
     assert r.status_code == 404 and "no embed model" in r.json()["detail"]
 
 
-def test_micro_batching_merges_concurrent_requests_and_isolates_failures():
-    calls = []
-
-    def fn(items):
-        calls.append(list(items))
-        if "bad" in items:
-            raise ValueError("bad item")
-        return [x.upper() for x in items]
-
-    async def main():
-        batcher = MicroBatcher(fn, ThreadPoolExecutor(1), max_batch=64, wait_ms=50)
-        jobs = [batcher([f"t{i}"]) for i in range(10)] + [batcher(["bad"])]
-        out = await asyncio.gather(*jobs, return_exceptions=True)
-        await batcher.drain()
-        return out
-
-    out = asyncio.run(main())
-    assert out[:10] == [[f"T{i}"] for i in range(10)]
-    assert isinstance(out[10], ValueError)
-    assert len(calls[0]) == 11  # all merged into one call first, then retried alone
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_uvicorn_serves_and_shuts_down_gracefully(dirs):
+def _start(*flags: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    cmd = [sys.executable, "-m", "unmask.cli", "serve", "--fill-mask", str(dirs["mlm"]),
-           "--port", str(port)]
+    cmd = [sys.executable, "-m", "unmask.cli", "serve", "--port", str(port), *flags]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(proc.communicate()[0])
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_uvicorn_serves_refuses_hostile_clients_and_shuts_down_gracefully(dirs):
+    proc, url = _start("--fill-mask", str(dirs["mlm"]), "--max-body-bytes", "100000")
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         r = httpx.post(url + "/fill", json={"inputs": "a [MASK] b"}, timeout=30)
         assert r.status_code == 200 and len(r.json()) == 5
+        # a chunked upload of 50 MB: refused at the limit, not read into memory
+        rss = psutil.Process(proc.pid).memory_info().rss
+
+        def chunks():
+            yield b'{"inputs": "'
+            for _ in range(800):
+                yield b"x" * 65536
+
+        try:
+            r = httpx.post(url + "/fill", content=chunks(), timeout=30,
+                           headers={"content-type": "application/json"})
+            assert r.status_code == 413
+        except httpx.HTTPError:
+            pass  # the server may close the connection while the client still writes
+        assert psutil.Process(proc.pid).memory_info().rss < rss + 20e6
+        # DNS rebinding: a page on attacker.example resolving to 127.0.0.1
+        r = httpx.get(url + "/health", headers={"host": "attacker.example"}, timeout=10)
+        assert r.status_code == 400 and "--allowed-hosts" in r.json()["detail"]
+        assert httpx.get(url + "/health", timeout=10).json()["status"] == "ok"
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
+        out = _stop(proc)
     assert "Application shutdown complete" in out
+
+
+def test_two_worker_processes_answer(dirs):
+    proc, url = _start("--fill-mask", str(dirs["mlm"]), "--workers", "2")
+    try:
+        def workers():  # uvicorn's spawned worker processes (not multiprocessing's tracker)
+            return [p for p in psutil.Process(proc.pid).children()
+                    if "spawn_main" in " ".join(p.cmdline())]
+
+        assert len(workers()) == 2
+        pids = set()
+        for _ in range(20):
+            with httpx.Client(base_url=url) as c:  # a new connection each time
+                r = c.post("/fill", json={"inputs": "a [MASK] b"}, timeout=30)
+                assert r.status_code == 200 and len(r.json()) == 5
+                pids.add(c.get("/health").json()["pid"])
+        assert pids <= {w.pid for w in workers()}
+    finally:
+        out = _stop(proc)
+    assert out.count("Application shutdown complete") == 2
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--port", "-1"], "--port: -1 is out of range: give a value from 1 to 65535"),
+    (["--port", "99999"], "--port: 99999 is out of range"),
+    (["--workers", "0"], "--workers: 0 is out of range"),
+    (["--timeout", "nan"], "--timeout: nan is out of range"),
+    (["--max-cost", "many"], "--max-cost: 'many' is not an integer"),
+])
+def test_numeric_flags_are_checked_with_one_line(flags, says, capsys):
+    from unmask.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["serve", *flags])
+    assert exit_.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_a_truncated_checkpoint_says_why_it_cannot_be_served(dirs, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(dirs["mlm"], bad)
+    weights = bad / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    with pytest.raises(ValueError, match="truncated or corrupt") as err:
+        load_pipelines(str(bad))
+    assert "fill-mask" in str(err.value) and "no pipeline to serve" in str(err.value)

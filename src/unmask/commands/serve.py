@@ -2,27 +2,54 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 
 TASK_FLAGS = ("fill-mask", "score", "embed", "similarity", "classify", "zero-shot", "ner",
               "answer")
 
 
+def _number(kind: type, low: float, high: float | None = None):
+    """An argparse type: a finite `kind` in [low, high], else one clear line from argparse."""
+    bounds = f">= {low:g}" if high is None else f"from {low:g} to {high:g}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give a value {bounds}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def cmd_serve(args) -> int:
-    from unmask.serve import create_app, load_pipelines, serve
+    from unmask.serve import create_app, default_hosts, load_pipelines, serve, serve_workers
 
     per_task = {t: getattr(args, t.replace("-", "_")) for t in TASK_FLAGS
                 if getattr(args, t.replace("-", "_"))}
-    try:
-        pipes = load_pipelines(args.model, args.tasks, per_task, batch_tokens=args.batch_tokens,
-                               dtype=args.dtype, quantize=args.quantize)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
+    load = {"batch_tokens": args.batch_tokens, "dtype": args.dtype, "quantize": args.quantize}
+    limits = {"max_texts": args.max_texts, "max_chars": args.max_chars,
+              "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
+              "wait_ms": args.wait_ms, "max_cost": args.max_cost, "timeout_s": args.timeout,
+              "max_pending": args.max_pending,
+              "allowed_hosts": args.allowed_hosts or default_hosts(args.host)}
+    if args.workers > 1:
+        threads = getattr(args, "threads", None) or os.environ.get("UNMASK_THREADS")
+        print(f"serving on http://{args.host}:{args.port} with {args.workers} worker processes "
+              f"(docs at /docs)")
+        serve_workers(args.workers, args.host, args.port, args.model, args.tasks, per_task,
+                      load, limits, threads=int(threads) if threads else None)
+        return 0
+    pipes = load_pipelines(args.model, args.tasks, per_task, **load)
     print(f"serving {', '.join(sorted(pipes))} on http://{args.host}:{args.port} "
           f"(docs at /docs)")
-    app = create_app(pipes, max_texts=args.max_texts, max_chars=args.max_chars,
-                     max_batch=args.max_batch, wait_ms=args.wait_ms)
-    serve(app, args.host, args.port)
+    serve(create_app(pipes, **limits), args.host, args.port)
     return 0
 
 
@@ -34,12 +61,30 @@ def register(sub) -> None:
     for task in TASK_FLAGS:
         p.add_argument(f"--{task}", metavar="DIR", help=f"checkpoint for {task}")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-texts", type=int, default=64, help="texts per request (else 413)")
-    p.add_argument("--max-chars", type=int, default=20000, help="characters per text (else 413)")
-    p.add_argument("--max-batch", type=int, default=64, help="texts merged into one model call")
-    p.add_argument("--wait-ms", type=float, default=2.0, help="how long a batch waits to fill")
-    p.add_argument("--batch-tokens", type=int, default=8192)
+    p.add_argument("--port", type=_number(int, 1, 65535), default=8000)
+    p.add_argument("--allowed-hosts", nargs="+", metavar="NAME",
+                   help="Host header names served, * for any (default: localhost, 127.0.0.1 "
+                        "and ::1 when --host is a loopback address, else any)")
+    p.add_argument("--workers", type=_number(int, 1, 256), default=1,
+                   help="processes, each with its own model and cores // N torch threads")
+    p.add_argument("--max-texts", type=_number(int, 1), default=64,
+                   help="texts per request (else 413)")
+    p.add_argument("--max-chars", type=_number(int, 1), default=20000,
+                   help="characters per text (else 413)")
+    p.add_argument("--max-body-bytes", type=_number(int, 1), default=1 << 20,
+                   help="request body size, counted as it streams in (else 413)")
+    p.add_argument("--max-cost", type=_number(int, 1), default=1 << 19,
+                   help="compute budget per request in token-passes: tokens x forward passes "
+                        "(else 413)")
+    p.add_argument("--timeout", type=_number(float, 0.001), default=60.0,
+                   help="seconds for a request's answer (else 504, work dropped)")
+    p.add_argument("--max-pending", type=_number(int, 1), default=256,
+                   help="requests in flight at once (else 503)")
+    p.add_argument("--max-batch", type=_number(int, 1), default=64,
+                   help="texts merged into one model call")
+    p.add_argument("--wait-ms", type=_number(float, 0, 60000), default=2.0,
+                   help="how long a batch waits to fill")
+    p.add_argument("--batch-tokens", type=_number(int, 1), default=8192)
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--quantize", action="store_true")
     p.set_defaults(func=cmd_serve)
