@@ -2,12 +2,15 @@
 
 Labels come from the training file: class names (sorted; numerically when they are all
 integers, so SST-2's 0 / 1 keep their order), or real-valued scores, which make it a
-regression (one output, mean-squared error) reported with Pearson and Spearman.
+regression (one output, mean-squared error) reported with Pearson and Spearman. A number is
+a plain finite decimal (readers.parse_number): "nan" or "inf" can never make a regression of
+a classification or the reverse; the readers refuse them with file:line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +18,18 @@ from torch import nn
 
 from unmask.tasks.base import Task, model_inputs
 from unmask.tasks.metrics import accuracy, macro_f1, pearson, spearman
-from unmask.tasks.readers import DataError, RowExample, read_rows
+from unmask.tasks.readers import DataError, RowExample, check_label, parse_number, read_rows
 
 
 def _is_float(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
+    """True for a plain finite number ("0.5", "3"); False for nan, inf and class names."""
+    return parse_number(s) is not None
+
+
+def _check_scores(examples: Sequence[RowExample], path) -> None:
+    for e in examples:
+        if not _is_float(e.label):
+            raise DataError(path, e.line, f"score {e.label!r} is not a finite number")
 
 
 class ClassifyTask(Task):
@@ -47,30 +53,37 @@ class ClassifyTask(Task):
     def read(self, path: str | Path) -> list[RowExample]:
         rows = read_rows(path)
         if self.regression:
-            for r in rows:
-                if not _is_float(r.label):
-                    raise DataError(path, r.line, f"score {r.label!r} is not a number")
+            _check_scores(rows, path)
         return rows
 
     def fit_labels(self, examples: Sequence[RowExample], path) -> None:
+        for e in examples:  # examples may come from elsewhere than read()
+            check_label(path, e.line, e.label)
         names = sorted({e.label for e in examples})
+        values = {n: parse_number(n) for n in names}
+        numeric = all(v is not None for v in values.values())
         if self.regression is None:
-            self.regression = all(_is_float(n) for n in names) and any(
-                not float(n).is_integer() for n in names)
+            self.regression = numeric and any(not v.is_integer() for v in values.values())
         if self.regression:
+            _check_scores(examples, path)
             return
-        if all(n.lstrip("-").isdigit() for n in names):
-            names.sort(key=int)
+        if numeric:  # class ids: in numeric order, and each number spelt one way
+            names.sort(key=values.__getitem__)
+            for a, b in pairwise(names):
+                if values[a] == values[b]:
+                    line = next(e.line for e in examples if e.label == b)
+                    raise DataError(path, line, f"labels {a!r} and {b!r} are the same number "
+                                    "spelt two ways; write every label the same way")
         if len(names) < 2:
             raise DataError(path, None, f"only one label ({names}); classification needs at "
                             "least two (for scores, pass --regression)")
         self.labels = names
 
     def check_labels(self, examples: Sequence[RowExample], path) -> None:
+        for e in examples:
+            check_label(path, e.line, e.label)
         if self.regression:
-            for e in examples:
-                if not _is_float(e.label):
-                    raise DataError(path, e.line, f"score {e.label!r} is not a number")
+            _check_scores(examples, path)
             return
         known = set(self.labels)
         for e in examples:

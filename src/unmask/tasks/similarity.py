@@ -3,7 +3,8 @@
 Zero-shot: embed both sentences with the checkpoint as an Embedder (its sentence-transformers
 pooling and normalisation when it has them) and correlate their cosine with the gold score.
 Fine-tuning: sentence-transformers' CosineSimilarityLoss, the mean-squared error between
-cos(u, v) and the gold score divided by `max_score` (STS-B's 0..5 becomes 0..1).
+cos(u, v) and the gold score divided by `max_score` (STS-B's 0..5 becomes 0..1). Gold scores
+must be finite numbers in [0, max_score]; others are refused with their file:line.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 
 from unmask.tasks.base import Task
 from unmask.tasks.metrics import pearson, spearman
-from unmask.tasks.readers import DataError, RowExample, read_rows
+from unmask.tasks.readers import DataError, RowExample, parse_number, read_rows
 
 
 class SimilarityTask(Task):
@@ -29,20 +30,32 @@ class SimilarityTask(Task):
     model_task = "embedding"
 
     def __init__(self, model_path, max_score: float = 5.0, **kwargs: Any):
+        if not 0 < max_score < float("inf"):  # NaN fails too; checked before loading anything
+            raise ValueError(f"max_score (--max-score) must be a positive number, got "
+                             f"{max_score}: the top of the gold scale, 5 for STS-B")
         super().__init__(model_path, **kwargs)
         self.max_score = max_score
 
     def read(self, path: str | Path) -> list[RowExample]:
         rows = read_rows(path)
-        for r in rows:
+        self.check_labels(rows, path)
+        return rows
+
+    def check_labels(self, examples: Sequence[RowExample], path) -> None:
+        """DataError at the first row without two sentences or a score in [0, max_score]."""
+        for r in examples:
             if r.text_pair is None:
                 raise DataError(path, r.line, "similarity needs two sentences and a score per "
                                 "row (sentence1, sentence2, score)")
-            try:
-                float(r.label)
-            except ValueError:
-                raise DataError(path, r.line, f"score {r.label!r} is not a number") from None
-        return rows
+            score = parse_number(r.label)
+            if score is None:
+                raise DataError(path, r.line, f"score {r.label!r} is not a finite number")
+            if not 0 <= score <= self.max_score:
+                raise DataError(path, r.line, f"score {r.label!r} is outside 0..{self.max_score}"
+                                "; pass the top of the scale as --max-score, or rescale the "
+                                "scores to start at 0")
+
+    fit_labels = check_labels  # training examples need the same checks
 
     def build_model(self) -> nn.Module:
         # Padded SDPA: training batches are length-sorted, so padding is small, and the
