@@ -44,7 +44,7 @@ def test_finetune_then_evaluate_a_saved_model(tiny, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["finetune", "ner", "--model", str(tiny), "--train", str(train), "--dev",
                  str(dev), "--out", str(out), "--epochs", "1", "--max-length", "64",
-                 "--quiet"]) == 0
+                 "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "best dev f1" in printed and f"{out}/hf" in printed
     best = json.loads((out / "results.json").read_text())["best"]
@@ -60,7 +60,7 @@ def test_bad_data_stops_with_file_line_and_fix(tiny, tmp_path, capsys):
     dev = tmp_path / "dev.tsv"
     dev.write_text("sentence\tlabel\nfine film\tpos\nodd film\tneutral\n")
     args = ["finetune", "classify", "--model", str(tiny), "--train", str(train), "--dev",
-            str(dev), "--out", str(tmp_path / "out"), "--quiet"]
+            str(dev), "--out", str(tmp_path / "out"), "--no-progress"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert f"{dev}:3: unknown label 'neutral'" in err and "['neg', 'pos']" in err

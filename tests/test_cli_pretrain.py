@@ -60,7 +60,7 @@ def test_bad_input_gets_a_clear_error(tmp_path):
               "--steps", "1"])
     with pytest.raises(SystemExit, match="no prepared data to resume"):
         main(["pretrain", "--out", str(tmp_path / "never"), "--steps", "1", "--resume"])
-    with pytest.raises(SystemExit, match="--steps N and/or --minutes M"):
+    with pytest.raises(SystemExit, match="--steps N, --minutes M and/or --epochs E"):
         main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "r")])
 
 

@@ -105,7 +105,7 @@ def _by_sample(batches) -> dict[int, tuple[list[int], list[int]]]:
     return out
 
 
-@pytest.mark.parametrize("mode", ["tokens", "whole_word", "spans"])
+@pytest.mark.parametrize("mode", ["token", "whole_word", "span"])
 def test_same_sample_same_corruption_whatever_batching(mode):
     data = _Rows()
     c = _collator(mode=mode, seed=7)
@@ -170,7 +170,7 @@ def test_errors_name_the_fix():
         MLMCollator(corruption, mode="whole_word")([{"input_ids": I_LOVE_PIZZA,
                                                      "word_ids": [0, 1]}])
     with pytest.raises(ValueError, match="needs 'word_ids'"):
-        MLMCollator(corruption, mode="spans")([I_LOVE_PIZZA])
+        MLMCollator(corruption, mode="span")([I_LOVE_PIZZA])
 
 
 def test_without_sample_ids_batches_differ_and_texts_keep_their_draw():

@@ -168,14 +168,14 @@ def test_token_rates_and_split(batch):
 
 def test_without_masks_special_ids_alone_protect(synthetic):
     # No attention or special mask: special_ids (PAD included) keep specials and pads intact.
-    c = _corruption(synthetic["vocab"], probability=0.5)
+    c = _corruption(synthetic["vocab"], mask_rate=0.5)
     ids = synthetic["ids"]
     out, labels = c(torch.from_numpy(ids))
     _check_invariants(c, ids, None, out, labels, ~np.isin(ids, BERT_SPECIALS))
 
 
 def test_random_replacements_cover_non_special_vocabulary_uniformly(synthetic):
-    c = _corruption(synthetic["vocab"], probability=1.0, mask_fraction=0.0, random_fraction=1.0)
+    c = _corruption(synthetic["vocab"], mask_rate=1.0, mask_fraction=0.0, random_fraction=1.0)
     ids, att = synthetic["ids"], synthetic["att"]
     out, labels = c(torch.from_numpy(ids), torch.from_numpy(att))
     sel = labels.numpy() != -100
@@ -191,7 +191,7 @@ def test_random_replacements_cover_non_special_vocabulary_uniformly(synthetic):
 
 @pytest.mark.parametrize("p,mask,rand", [(0.3, 1.0, 0.0), (0.15, 0.0, 0.0), (0.2, 0.5, 0.4)])
 def test_configurable_fractions(synthetic, p, mask, rand):
-    c = _corruption(synthetic["vocab"], probability=p, mask_fraction=mask, random_fraction=rand)
+    c = _corruption(synthetic["vocab"], mask_rate=p, mask_fraction=mask, random_fraction=rand)
     ids, att = synthetic["ids"], synthetic["att"]
     out, labels = c(torch.from_numpy(ids), torch.from_numpy(att))
     sel = labels.numpy() != -100
@@ -204,7 +204,7 @@ def test_configurable_fractions(synthetic, p, mask, rand):
 
 
 def test_exact_count_per_row(batch):
-    c = _corruption(batch["vocab"], exact=True, probability=0.2)
+    c = _corruption(batch["vocab"], exact=True, mask_rate=0.2)
     ids, att, spec = batch["ids"], batch["att"], batch["spec"]
     out, labels = c(torch.from_numpy(ids), torch.from_numpy(att), torch.from_numpy(spec))
     maskable = att & ~spec
@@ -226,7 +226,7 @@ def test_exact_count_property(lengths, p, seed):
         ids[i, : n + 2] = [CLS, *range(500, 500 + n), SEP]
     att = ids != PAD
     att[:, 0] = True
-    c = MLMCorruption(MASK, 1000, BERT_SPECIALS, probability=p, exact=True, seed=seed)
+    c = MLMCorruption(MASK, 1000, BERT_SPECIALS, mask_rate=p, exact=True, seed=seed)
     _out, labels = c(torch.from_numpy(ids), torch.from_numpy(att))
     sel = labels.numpy() != -100
     np.testing.assert_array_equal(sel.sum(1), np.floor(p * np.asarray(lengths) + 0.5))
@@ -391,7 +391,7 @@ def test_whole_word_with_bpe_and_sentencepiece_tokenizers():
         assert any(marker in t for e in encs[:5] for t in e.tokens)  # really that scheme
         ids, att, _, words = _pad_encodings(encs)
         words = np.where(att, words, -1)
-        c = MLMCorruption(0, tok.get_vocab_size(), [0], probability=0.3)
+        c = MLMCorruption(0, tok.get_vocab_size(), [0], mask_rate=0.3)
         _out, labels = c.whole_word(torch.from_numpy(ids), torch.from_numpy(words))
         sel = labels.numpy() != -100
         valid = att & (words >= 0) & (ids != 0)
@@ -408,7 +408,7 @@ def test_whole_word_restarting_word_ids_and_documents():
     # Pair-style word ids restart at 0 in the second text; packed documents restart too.
     ids = torch.tensor([[CLS, 500, 501, SEP, 502, 503, SEP]] * 4000)
     words = torch.tensor([[-1, 0, 0, -1, 0, 0, -1]] * 4000)
-    c = MLMCorruption(MASK, 1000, BERT_SPECIALS, probability=0.5)
+    c = MLMCorruption(MASK, 1000, BERT_SPECIALS, mask_rate=0.5)
     labels = c.whole_word(ids, words)[1].numpy() != -100
     first, second = labels[:, 1], labels[:, 4]
     assert np.array_equal(labels[:, 1], labels[:, 2]) and np.array_equal(labels[:, 4], labels[:, 5])
@@ -499,7 +499,7 @@ def test_span_budget_on_real_packed_text(wordpiece, p):
     n = (ids.size // 512) * 512
     assert n >= 100_000
     ids, words, docs = (a[:n].reshape(-1, 512) for a in (ids, words, docs))
-    c = MLMCorruption(MASK, 30522, BERT_SPECIALS, probability=p)
+    c = MLMCorruption(MASK, 30522, BERT_SPECIALS, mask_rate=p)
     out, labels = c.spans(torch.from_numpy(ids), torch.from_numpy(words), torch.from_numpy(docs))
     sel = _check_invariants(c, ids, None, out, labels, ~np.isin(ids, BERT_SPECIALS))
     assert abs(sel.mean() - p) < 0.02 + 0.05 * p
@@ -514,7 +514,7 @@ def test_spans_never_cross_document_boundaries():
     (length and content) leaves its masking unchanged, and vice versa. A span crossing a
     boundary would tie the two together."""
     rng = np.random.default_rng(3)
-    c = MLMCorruption(MASK, 1000, BERT_SPECIALS, probability=0.4, random_fraction=0.0)
+    c = MLMCorruption(MASK, 1000, BERT_SPECIALS, mask_rate=0.4, random_fraction=0.0)
     B = 300
     a1, a2, bb = rng.integers(5, 60, B), rng.integers(5, 60, B), rng.integers(5, 60, B)
     L = 130
@@ -550,7 +550,7 @@ def test_spans_never_cross_document_boundaries():
 
 
 def test_spans_on_real_rows_skip_specials(real):
-    c = _corruption(real["vocab"], probability=0.3)
+    c = _corruption(real["vocab"], mask_rate=0.3)
     ids, att, spec, words = real["ids"], real["att"], real["spec"], real["words"]
     out, labels = c.spans(
         torch.from_numpy(ids), torch.from_numpy(words), attention_mask=torch.from_numpy(att)
@@ -588,7 +588,7 @@ def test_mask_positions_and_errors():
 # ---------------------------------------------------------------------------- ELECTRA
 def test_electra_sampling_labels_and_distribution():
     V = 20
-    c = MLMCorruption(MASK % V, V, [0, 1, 2], probability=0.5, seed=7)
+    c = MLMCorruption(MASK % V, V, [0, 1, 2], mask_rate=0.5, seed=7)
     B, L = 400, 30
     ids = torch.randint(4, V, (B, L), generator=torch.Generator().manual_seed(0))
     masked_ids, labels = c(ids)
@@ -633,9 +633,9 @@ def test_electra_sampling_labels_and_distribution():
 @pytest.mark.parametrize(
     "kw,match",
     [
-        ({"probability": 1.5}, "probability"),
-        ({"probability": -0.1}, "probability"),
-        ({"probability": True}, "probability"),
+        ({"mask_rate": 1.5}, "mask_rate"),
+        ({"mask_rate": -0.1}, "mask_rate"),
+        ({"mask_rate": True}, "mask_rate"),
         ({"mask_fraction": 0.9, "random_fraction": 0.2}, "<= 1"),
         ({"random_fraction": -0.1}, "random_fraction"),
         ({"mask_token_id": 5000}, "outside the vocabulary"),

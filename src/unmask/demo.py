@@ -101,10 +101,10 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[dict]:
 
 def print_fill_mask(model_dir, probes=PROBES) -> None:
     """Load a trained model and its tokenizer from `model_dir`, print predictions per probe."""
-    from unmask.heads import MaskedLM
+    from unmask.checkpoints import load
     from unmask.tokenizer import Tokenizer
 
-    model = MaskedLM.from_pretrained(model_dir)
+    model = load(model_dir, task="masked_lm")
     tokenizer = Tokenizer.from_pretrained(model_dir)
     _section("Fill in the blank with the model just trained")
     for text in probes:

@@ -43,4 +43,4 @@ def register(sub) -> None:
     # the model on the unigram plateau ("the", ".") when the time is up.
     demo.set_defaults(func=cmd_demo, minutes=3.0, preset="tiny", out="runs/demo", dropout=0.0,
                       lr=2e-3, seq_len=64, batch_size=16, corpus_chars=3_000_000,
-                      eval_every=200, save_every=400)
+                      eval_every=200, save_every=400, overwrite=True)

@@ -6,9 +6,11 @@
     unmask finetune similarity --model DIR --train train.csv  --dev dev.csv  --out OUT
     unmask evaluate classify   --model OUT/hf --data dev.tsv
 
-The best model is saved to OUT/unmask and OUT/hf (the Hugging Face layout, with label names
+The best model is saved to OUT/model and OUT/hf (the Hugging Face layout, with label names
 and tokenizer files: transformers and unmask's pipelines load it); OUT/results.json holds the
-dev metrics and the training history. Bad data stops with the file and line at fault.
+dev metrics and the training history, OUT/metrics.jsonl and OUT/loss.png the training curve.
+The run flags (--steps, --minutes, --epochs, --warmup, --dtype, --accumulate, --resume, ...)
+are those of `unmask pretrain`. Bad data stops with the file and line at fault.
 """
 
 from __future__ import annotations
@@ -48,22 +50,25 @@ def _task(args, model: str):
 
 
 def cmd_finetune(args) -> int:
-    from unmask.tasks import TrainArgs, finetune
+    from unmask.tasks import finetune
+    from unmask.train.distributed import cleanup, setup
+    from unmask.train.settings import from_args
 
+    settings = from_args(args)
+    d = setup(settings.device)
     task = _task(args, args.model)
-    train_args = TrainArgs(lr=args.lr, epochs=args.epochs, warmup_ratio=args.warmup,
-                           weight_decay=args.weight_decay, batch_size=args.batch_size,
-                           batch_tokens=args.batch_tokens, clip=args.clip, bf16=args.bf16,
-                           eval_every=args.eval_every, patience=args.patience,
-                           max_seconds=args.minutes * 60, max_train=args.max_train,
-                           seed=args.seed, progress=not args.quiet,
-                           group_by_length=not args.random_batches)
-    summary = finetune(task, args.train, args.dev, args.out, train_args, device=args.device)
-    best = summary["best"]
-    print(f"best dev {summary['metric']}: {best['metric']:.4f} (step {best['step']} of "
-          f"{summary['steps']}; {summary['stopped']})")
-    print(json.dumps({k: v for k, v in best.items() if k != "metric"}))
-    print(f"saved: {args.out}/unmask and {args.out}/hf; history in {args.out}/results.json")
+    summary = finetune(task, args.train, args.dev, args.out, settings, max_train=args.max_train,
+                       group_by_length=not args.random_batches)
+    if d.is_main:
+        best = summary["best"]
+        if best is None:
+            print(f"no evaluation gave a finite dev {summary['metric']}; no model saved")
+            return 1
+        print(f"best dev {summary['metric']}: {best['metric']:.4f} (step {best['step']} of "
+              f"{summary['steps']}; {summary['stopped']})")
+        print(json.dumps({k: v for k, v in best.items() if k != "metric"}))
+        print(f"saved: {args.out}/model and {args.out}/hf; history in {args.out}/results.json")
+    cleanup(d)
     return 0
 
 
@@ -122,6 +127,8 @@ def _common(p: argparse.ArgumentParser, task: str) -> None:
 
 
 def register(sub) -> None:
+    from unmask.train.settings import FINETUNING, add_arguments
+
     ft = sub.add_parser("finetune", help="fine-tune a model on labelled data; saves the best")
     ft_sub = ft.add_subparsers(dest="task", required=True, metavar="TASK")
     ev = sub.add_parser("evaluate", help="score a model on labelled data (the task's metric)")
@@ -131,28 +138,12 @@ def register(sub) -> None:
         _common(p, task)
         p.add_argument("--train", required=True, help="training file")
         p.add_argument("--dev", required=True, help="dev file: early stopping and best model")
-        p.add_argument("--out", required=True, help="output directory")
-        p.add_argument("--lr", type=float, default=lr, help="peak learning rate (%(default)s)")
-        p.add_argument("--epochs", type=float, default=epochs, help="(default %(default)s)")
-        p.add_argument("--warmup", type=float, default=0.1,
-                       help="warmup fraction of the steps, then linear decay (default 0.1)")
-        p.add_argument("--weight-decay", type=float, default=0.01)
-        p.add_argument("--clip", type=float, default=1.0, help="max gradient norm (0 = off)")
-        p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
-        p.add_argument("--eval-every", type=int, default=0,
-                       help="evaluate every N steps (default: every epoch)")
-        p.add_argument("--patience", type=int, default=2,
-                       help="stop after N evaluations without improvement (0 = never)")
-        p.add_argument("--minutes", type=float, default=0.0,
-                       help="training time budget in minutes (0 = none)")
         p.add_argument("--max-train", type=int, default=0,
                        help="use only the first N training examples (0 = all)")
-        p.add_argument("--seed", type=int, default=0)
         p.add_argument("--random-batches", action="store_true",
                        help="batches of random rows (as the transformers Trainer) instead of "
                             "rows of similar length (less padding, faster)")
-        p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_arguments(p, **{**FINETUNING, "lr": lr, "epochs": epochs, "out": None})
         p.set_defaults(func=_guarded(cmd_finetune))
         e = ev_sub.add_parser(task, help=HELP[task])
         _common(e, task)

@@ -26,11 +26,13 @@ def _fraction_or_count(text: str) -> float | int:
 def prepare_corpus(inputs, out: Path, *, tokenizer: str | None = None,
                    vocab_size: int = DEFAULT_VOCAB, documents: str = "file",
                    text_field: str = "text", validation: float = 0.02, seed: int = 0,
-                   lowercase: bool = True, quiet: bool = False) -> dict:
+                   lowercase: bool = True, quiet: bool = False,
+                   overwrite: bool = False) -> dict:
     """Tokenise `inputs` (paths / globs, or a Corpus) into shards under `out`.
 
     tokenizer: a tokenizer.json or checkpoint directory; None trains a WordPiece tokenizer of
-    `vocab_size` on the same corpus first. Returns the shard manifest.
+    `vocab_size` on the same corpus first. overwrite: replace shards already in `out`
+    (otherwise refused). Returns the shard manifest.
     """
     from unmask.data import Corpus, DecodingWarning, prepare_shards, train_tokenizer
 
@@ -44,7 +46,7 @@ def prepare_corpus(inputs, out: Path, *, tokenizer: str | None = None,
 
             tok = Tokenizer.from_pretrained(tokenizer)
         manifest = prepare_shards(corpus, tok, out, validation=validation, seed=seed,
-                                  overwrite=True)
+                                  overwrite=overwrite)
     if not quiet:
         # one line per badly encoded file, not one per tokenizer pass
         for message in sorted({str(w.message) for w in caught}):
@@ -74,7 +76,7 @@ def cmd_prepare(args) -> int:
         manifest = prepare_corpus(
             args.inputs, Path(args.out), tokenizer=args.tokenizer, vocab_size=args.vocab_size,
             documents=args.documents, text_field=args.text_field, validation=args.validation,
-            seed=args.seed, lowercase=not args.cased)
+            seed=args.seed, lowercase=not args.cased, overwrite=args.overwrite)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
         raise SystemExit(f"error: {e}") from None
     _report_shards(manifest, Path(args.out), args.seq_len)
@@ -109,34 +111,30 @@ def _data_dir(args) -> Path:
                                    (Path(args.init) / "tokenizer.json").is_file() else None)
     manifest = prepare_corpus(inputs, out, tokenizer=tokenizer, vocab_size=args.vocab_size,
                               documents=args.documents, validation=args.validation,
-                              seed=args.seed)
+                              seed=args.seed, overwrite=True)  # only OUT/data, ours
     _report_shards(manifest, out, args.seq_len)
     return out
 
 
-def config_from_args(args, data: Path):
-    from unmask.train.loop import TrainConfig
-
-    return TrainConfig(
-        data=str(data), out=args.out, preset=args.preset, init=args.init,
-        objective=args.objective, masking=args.masking, mask_rate=args.mask_rate,
-        seq_len=args.seq_len, batch_size=args.batch_size, accumulate=args.accumulate,
-        steps=args.steps, minutes=args.minutes, lr=args.lr, schedule=args.schedule,
-        warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip, dtype=args.dtype,
-        compile=args.compile, dropout=args.dropout, eval_every=args.eval_every,
-        eval_batches=args.eval_batches, save_every=args.save_every, log_every=args.log_every,
-        keep=args.keep, seed=args.seed, device=args.device, progress=not args.no_progress)
-
-
 def run_pretraining(args) -> dict:
     """Prepare (if needed), train, save; prints a summary. Returns Trainer.run()'s result."""
-    from unmask.train.loop import Trainer
+    from unmask.train.distributed import cleanup
+    from unmask.train.loop import check_run_dir
+    from unmask.train.pretrain import PretrainRecipe, pretrainer
+    from unmask.train.settings import from_args
 
+    settings = from_args(args)
+    check_run_dir(Path(args.out), settings.resume, settings.overwrite)  # before preparing
     if args.resume and not args.data and not (Path(args.out) / "data" / "manifest.json").is_file():
         raise FileNotFoundError(f"{args.out} holds no prepared data to resume with; pass "
                                 "--data, or start without --resume")
     data = _data_dir(args)
-    trainer = Trainer(config_from_args(args, data), resume=args.resume)
+    recipe = PretrainRecipe(
+        data=str(data), preset=args.preset, init=args.init, objective=args.objective,
+        masking=args.masking, mask_rate=args.mask_rate, seq_len=args.seq_len,
+        batch_size=args.batch_size, dropout=args.dropout, eval_batches=args.eval_batches)
+    trainer = pretrainer(recipe, settings)
+    baseline = trainer.evaluator.baseline if trainer.evaluator else None
     if trainer.dist.is_main:
         n = sum(p.numel() for p in trainer.objective.parameters())
         g = args.batch_size * args.accumulate * trainer.dist.world_size
@@ -145,9 +143,9 @@ def run_pretraining(args) -> dict:
               f"{args.init or args.preset}: {n / 1e6:.1f} M parameters, global batch {g} x "
               f"{args.seq_len}, {where}, {'bf16' if trainer.use_bf16 else 'fp32'}"
               + (f"; resuming at step {trainer.step}" if args.resume else ""))
-        if trainer.baseline is not None:
-            print(f"unigram baseline (loss of ignoring context): {trainer.baseline:.3f}")
-    result = trainer.run()
+        if baseline is not None:
+            print(f"unigram baseline (loss of ignoring context): {baseline:.3f}")
+    result = {**trainer.run(), "baseline": baseline}
     if trainer.dist.is_main:
         ev, tr = result["eval"], result["train"]
         line = f"done: {result['step']} steps"
@@ -160,8 +158,6 @@ def run_pretraining(args) -> dict:
         out = Path(args.out)
         print(f"saved {out / 'model'} (unmask), {out / 'hf'} (Hugging Face layout), "
               f"{out / 'metrics.jsonl'}, {out / 'loss.png'}")
-    from unmask.train.distributed import cleanup
-
     cleanup(trainer.dist)
     return result
 
@@ -177,6 +173,7 @@ def cmd_pretrain(args) -> int:
 def add_training_arguments(p) -> None:
     """The flags of `unmask pretrain` (the demo reuses them)."""
     from unmask.config import PRESETS
+    from unmask.train.settings import add_arguments
 
     data = p.add_argument_group("data")
     data.add_argument("--data", help="prepared shard directory (unmask prepare)")
@@ -184,8 +181,10 @@ def add_training_arguments(p) -> None:
                       "into OUT/data first (default: Python docstrings)")
     data.add_argument("--tokenizer", help="tokenizer.json / checkpoint dir for --corpus "
                       "(default: train a WordPiece tokenizer)")
-    data.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB)
-    data.add_argument("--documents", choices=("file", "blank_line"), default="file")
+    data.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB,
+                      help="size of the trained tokenizer's vocabulary")
+    data.add_argument("--documents", choices=("file", "blank_line"), default="file",
+                      help="one document per file, or per blank-line-separated block")
     data.add_argument("--validation", type=_fraction_or_count, default=0.02,
                       help="validation documents: fraction (<1) or count")
     data.add_argument("--corpus-chars", type=int, default=5_000_000,
@@ -193,37 +192,23 @@ def add_training_arguments(p) -> None:
     data.add_argument("--reuse-data", action="store_true",
                       help="reuse OUT/data if it was prepared before")
     model = p.add_argument_group("model and objective")
-    model.add_argument("--preset", choices=tuple(PRESETS), default="mini")
+    model.add_argument("--preset", choices=tuple(PRESETS), default="mini",
+                       help="model size of a fresh model")
     model.add_argument("--init", help="continue pretraining this checkpoint (ours or HF)")
-    model.add_argument("--objective", choices=("mlm", "electra", "causal"), default="mlm")
-    model.add_argument("--masking", choices=("token", "whole_word", "span"), default="token")
-    model.add_argument("--mask-rate", type=float, default=0.30)
-    model.add_argument("--dropout", type=float, default=None)
-    run = p.add_argument_group("optimisation")
-    run.add_argument("--seq-len", type=int, default=128)
-    run.add_argument("--batch-size", type=int, default=32, help="rows per process per micro-batch")
-    run.add_argument("--accumulate", type=int, default=1, help="micro-batches per step")
-    run.add_argument("--steps", type=int, default=None)
-    run.add_argument("--minutes", type=float, default=None, help="wall-time budget")
-    run.add_argument("--lr", type=float, default=1e-3)
-    run.add_argument("--schedule", choices=("constant", "linear", "cosine", "wsd"),
-                     default="linear")
-    run.add_argument("--warmup", type=float, default=0.06, help="steps, or fraction if < 1")
-    run.add_argument("--weight-decay", type=float, default=0.01)
-    run.add_argument("--clip", type=float, default=1.0)
-    run.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto")
-    run.add_argument("--compile", action="store_true", help="torch.compile the model")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    run.add_argument("--seed", type=int, default=0)
-    out = p.add_argument_group("output")
-    out.add_argument("--out", default="runs/pretrain", help="run directory")
-    out.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
-    out.add_argument("--eval-every", type=int, default=200)
-    out.add_argument("--eval-batches", type=int, default=16)
-    out.add_argument("--save-every", type=int, default=500)
-    out.add_argument("--log-every", type=int, default=10)
-    out.add_argument("--keep", type=int, default=2, help="checkpoints kept")
-    out.add_argument("--no-progress", action="store_true")
+    model.add_argument("--objective", choices=("mlm", "electra", "causal"), default="mlm",
+                       help="masked LM, ELECTRA replaced-token detection, or causal LM")
+    model.add_argument("--masking", choices=("token", "whole_word", "span"), default="token",
+                       help="what is masked together: tokens, whole words, or spans")
+    model.add_argument("--mask-rate", type=float, default=0.30,
+                       help="share of tokens corrupted (default 0.30)")
+    model.add_argument("--dropout", type=float, default=None,
+                       help="dropout of the model (default: the preset's 0.1)")
+    model.add_argument("--seq-len", type=int, default=128, help="tokens per packed row")
+    model.add_argument("--batch-size", type=int, default=32,
+                       help="rows per process per micro-batch")
+    model.add_argument("--eval-batches", type=int, default=16,
+                       help="validation batches per evaluation (0 = none)")
+    add_arguments(p, out="runs/pretrain")
 
 
 def register(sub) -> None:
@@ -234,7 +219,8 @@ def register(sub) -> None:
     prep.add_argument("--train-tokenizer", action="store_true",
                       help="train a WordPiece tokenizer on the corpus (default without "
                       "--tokenizer)")
-    prep.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB)
+    prep.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB,
+                      help="size of the trained tokenizer's vocabulary")
     prep.add_argument("--cased", action="store_true", help="trained tokenizer keeps case")
     prep.add_argument("--documents", choices=("file", "blank_line"), default="file",
                       help="one document per file, or per blank-line-separated block")
@@ -242,7 +228,9 @@ def register(sub) -> None:
     prep.add_argument("--validation", type=_fraction_or_count, default=0.02,
                       help="validation documents: fraction (<1) or count")
     prep.add_argument("--seq-len", type=int, default=128, help="for the packing report")
-    prep.add_argument("--seed", type=int, default=0)
+    prep.add_argument("--seed", type=int, default=0, help="validation split and shard order")
+    prep.add_argument("--overwrite", action="store_true",
+                      help="replace the shards already in --out")
     prep.set_defaults(func=cmd_prepare)
 
     pre = sub.add_parser("pretrain", help="pretrain a masked language model on your text")

@@ -1,18 +1,19 @@
-"""Fine-tuning and evaluation on labelled data: readers, metrics, tasks and the loop.
+"""Fine-tuning and evaluation on labelled data: readers, metrics, tasks and the recipe.
 
-    from unmask.tasks import TASKS, TrainArgs, finetune
+    from unmask.tasks import TASKS, Settings, finetune
     task = TASKS["classify"]("path/to/model")
-    finetune(task, "train.tsv", "dev.tsv", "out-dir", TrainArgs(epochs=2))
+    finetune(task, "train.tsv", "dev.tsv", "out-dir", Settings.finetuning(epochs=2))
 """
 
 from unmask.tasks.classify import ClassifyTask
-from unmask.tasks.finetune import TrainArgs, finetune
+from unmask.tasks.finetune import finetune
 from unmask.tasks.ner import NerTask
 from unmask.tasks.qa import QaTask
 from unmask.tasks.readers import DataError
 from unmask.tasks.similarity import SimilarityTask
+from unmask.train.settings import Settings
 
 TASKS = {"classify": ClassifyTask, "ner": NerTask, "qa": QaTask, "similarity": SimilarityTask}
 
-__all__ = ["TASKS", "ClassifyTask", "DataError", "NerTask", "QaTask", "SimilarityTask",
-           "TrainArgs", "finetune"]
+__all__ = ["TASKS", "ClassifyTask", "DataError", "NerTask", "QaTask", "Settings",
+           "SimilarityTask", "finetune"]

@@ -1,14 +1,14 @@
-"""What every fine-tuning task provides to the loop, and the pieces they share.
+"""What every fine-tuning task provides to the training engine, and the pieces they share.
 
 A Task reads its files, builds the model for its labels, turns examples into features
-(token ids plus label fields), computes the training loss of a padded batch, and evaluates
-a model on examples, returning metrics whose `metric` entry is the headline number
-(higher is better) that early stopping watches.
+(token ids plus label fields), computes the summed training loss of a padded batch, and
+evaluates a model on examples, returning metrics whose `metric` entry is the headline number
+(higher is better) that early stopping watches. TaskObjective makes a task and its model an
+objective of unmask.train.loop.Trainer, the same engine as pretraining.
 """
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,9 +20,7 @@ from torch import nn
 from unmask.checkpoints import load, resolve
 from unmask.tasks.batching import batches, collate, iterate
 from unmask.tokenizer import Tokenizer
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.txt", "vocab.json", "merges.txt")
+from unmask.train.loop import TOKENIZER_FILES
 
 
 class Task:
@@ -59,9 +57,18 @@ class Task:
         """Encoded features (see unmask.tasks.batching)."""
         raise NotImplementedError
 
-    def loss(self, model: nn.Module, batch: list[dict]) -> torch.Tensor:
-        """Scalar training loss of one batch of features."""
-        return model(**self.collate(batch)).loss
+    def inputs(self, batch: list[dict]) -> dict[str, torch.Tensor]:
+        """The padded tensors of a batch of features, on the CPU (the engine moves them)."""
+        return collate(batch, self.pad_id)
+
+    def count(self, inputs: dict[str, torch.Tensor]) -> int:
+        """How many items the loss of `inputs` sums over (rows; NER: labelled tokens)."""
+        return len(next(iter(inputs.values())))
+
+    def loss_sum(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scalar training loss of a batch, summed over its count() items: the model's mean
+        loss times the count (the engine divides by the count of the whole global batch)."""
+        return model(**inputs).loss * self.count(inputs)
 
     def evaluate(self, model: nn.Module, examples: Sequence) -> dict[str, Any]:
         """Metrics of `model` on `examples`; must contain "metric"."""
@@ -100,11 +107,37 @@ class Task:
         """batching.collate, on self.device."""
         return {k: v.to(self.device) for k, v in collate(batch, self.pad_id, prefix).items()}
 
-    def save_tokenizer(self, directory: Path) -> None:
-        """Copy the tokenizer files next to a saved model, so it loads on its own."""
-        for name in TOKENIZER_FILES:
-            if (self.model_path / name).is_file():
-                shutil.copy(self.model_path / name, directory / name)
+
+class TaskObjective(nn.Module):
+    """A task and its model as an objective of the training engine (unmask.train.loop).
+
+    prepare(features) -> (padded inputs, counts float64 (1,)); forward(**inputs) ->
+    (loss sum float32 (1,), stats float64 (2,) [loss sum, count]).
+    """
+
+    stat_names = ("loss_sum", "count")
+    weights = (1.0,)
+
+    def __init__(self, task: Task, model: nn.Module):
+        super().__init__()
+        self.task, self.model, self.title = task, model, f"fine-tuning {task.name}"
+
+    def prepare(self, batch: list[dict]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        inputs = self.task.inputs(batch)
+        return inputs, torch.tensor([float(self.task.count(inputs))], dtype=torch.float64)
+
+    def forward(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        total = self.task.loss_sum(self.model, inputs).float()
+        n = torch.tensor(float(self.task.count(inputs)), dtype=torch.float64,
+                         device=total.device)
+        return total[None], torch.stack([total.detach().double(), n])
+
+    @staticmethod
+    def metrics(stats: dict[str, float]) -> dict[str, float]:
+        return {"loss": stats["loss_sum"] / max(stats["count"], 1.0)}
+
+    def models(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
 
 
 def model_inputs(padded: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -112,4 +145,4 @@ def model_inputs(padded: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: padded[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
-__all__ = ["TOKENIZER_FILES", "Task", "model_inputs"]
+__all__ = ["TOKENIZER_FILES", "Task", "TaskObjective", "model_inputs"]

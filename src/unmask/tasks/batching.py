@@ -100,4 +100,46 @@ def iterate(features: Sequence[dict], index_batches: list[list[int]]) -> Iterato
         yield [features[i] for i in rows]
 
 
-__all__ = ["batches", "collate", "iterate", "pad"]
+class TaskBatches:
+    """Endless, resumable training batches of features for one rank (the Trainer's data).
+
+    Each epoch forms global batches of batch_size x world_size rows and batch_tokens x
+    world_size padded tokens (`batches`, shuffled with seed + epoch, length-grouped in pools
+    of pool_batches); rank r takes the r-th of world_size near-equal slices of each, so W
+    processes see the same global batches as one process with W times the batch. A global
+    batch with fewer rows than processes (only when batch_tokens admits so few) is skipped.
+    Yields lists of features; state_dict() / load_state_dict() resume exactly.
+    """
+
+    def __init__(self, features: Sequence[dict], batch_size: int, batch_tokens: int,
+                 seed: int = 0, rank: int = 0, world_size: int = 1,
+                 pool_batches: int = POOL_BATCHES):
+        self.features, self.seed, self.pool = features, seed, pool_batches
+        self.rank, self.world = rank, world_size
+        self.batch_size, self.batch_tokens = batch_size * world_size, batch_tokens * world_size
+        self.epoch = self.position = 0
+        self.steps_per_epoch = len(self._epoch(0))
+
+    def _epoch(self, epoch: int) -> list[list[int]]:
+        order = batches(self.features, self.batch_size, self.batch_tokens, shuffle=True,
+                        seed=self.seed + epoch, pool_batches=self.pool)
+        return [b for b in order if len(b) >= self.world]
+
+    def __iter__(self) -> Iterator[list[dict]]:
+        while True:
+            order = self._epoch(self.epoch)
+            while self.position < len(order):
+                rows = order[self.position]
+                self.position += 1
+                n, r, w = len(rows), self.rank, self.world
+                yield [self.features[i] for i in rows[r * n // w:(r + 1) * n // w]]
+            self.epoch, self.position = self.epoch + 1, 0
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+
+
+__all__ = ["TaskBatches", "batches", "collate", "iterate", "pad"]

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from unmask.heads import IGNORE_INDEX
@@ -71,6 +73,15 @@ class NerTask(Task):
             out.append({"input_ids": ids, "token_type_ids": types, "labels": labels,
                         "_word_ids": words})
         return out
+
+    def count(self, inputs: dict[str, torch.Tensor]) -> int:
+        return int((inputs["labels"] != IGNORE_INDEX).sum())
+
+    def loss_sum(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy summed over the labelled first sub-tokens (0 when there are none)."""
+        logits = model(**model_inputs(inputs)).logits  # (B, L, C)
+        return F.cross_entropy(logits.flatten(0, 1).float(), inputs["labels"].flatten(),
+                               ignore_index=IGNORE_INDEX, reduction="sum")
 
     def predict(self, model: nn.Module, examples: Sequence[TaggedSentence]) -> list[list[str]]:
         """Predicted tags, one list per sentence, one tag per word."""

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unmask.tasks.base import Task
+from unmask.tasks.batching import collate
 from unmask.tasks.metrics import pearson, spearman
 from unmask.tasks.readers import DataError, RowExample, parse_number, read_rows
 
@@ -71,16 +72,16 @@ class SimilarityTask(Task):
         return [{"input_ids": max(x, y, key=len), "a_input_ids": x, "b_input_ids": y,
                  "labels": float(e.label) / self.max_score} for e, x, y in zip(examples, a, b)]
 
-    def loss(self, model: nn.Module, batch: list[dict]) -> torch.Tensor:
-        u = self._embed(model, batch, "a_")
-        v = self._embed(model, batch, "b_")
-        target = torch.tensor([f["labels"] for f in batch], dtype=u.dtype, device=u.device)
-        return F.mse_loss(F.cosine_similarity(u, v), target)
+    def inputs(self, batch: list[dict]) -> dict[str, torch.Tensor]:
+        labels = torch.tensor([f["labels"] for f in batch], dtype=torch.float32)
+        return {**collate(batch, self.pad_id, "a_"), **collate(batch, self.pad_id, "b_"),
+                "labels": labels}
 
-    def _embed(self, model: nn.Module, batch: list[dict], prefix: str) -> torch.Tensor:
-        padded = self.collate(batch, prefix)
-        return model(padded[prefix + "input_ids"], padded[prefix + "attention_mask"],
-                     padded[prefix + "token_type_ids"]).embeddings  # (B, H)
+    def loss_sum(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Squared error of cos(u, v) against the scaled gold score, summed over the pairs."""
+        u, v = (model(inputs[p + "input_ids"], inputs[p + "attention_mask"],
+                      inputs[p + "token_type_ids"]).embeddings for p in ("a_", "b_"))  # (B, H)
+        return F.mse_loss(F.cosine_similarity(u, v).float(), inputs["labels"], reduction="sum")
 
     def scores(self, model: nn.Module, examples: Sequence[RowExample]) -> list[float]:
         """Cosine similarity of each pair, with Embedder.encode (its max_length)."""

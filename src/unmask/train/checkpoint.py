@@ -9,10 +9,14 @@ Layout under a run directory:
         rng-rank0.json              each rank's Python and NumPy RNG state
     checkpoints/latest              the name of the newest complete checkpoint
 
-Atomicity: a checkpoint is written into `step-XXXXXXXX.tmp-<pid>`, its files flushed to disk,
-then renamed to its final name, and only then is `latest` replaced (write a temporary file,
-rename over the old one). A kill at any point leaves `latest` naming a complete checkpoint;
-half-written `.tmp-*` directories are ignored and cleaned up by the next save.
+Atomicity: a checkpoint is written into `step-XXXXXXXX.tmp-<pid>` (rank 0's pid), its files
+flushed to disk, then renamed to its final name, and only then is `latest` replaced (write a
+temporary file, rename over the old one). A kill at any point leaves `latest` naming a complete
+checkpoint; half-written `.tmp-*` directories are ignored and cleaned up by the next save.
+Each state.json carries the run's id: cleanup (keep the newest `keep`, by step number) only
+ever deletes checkpoints of the current run. A checkpoint whose files are damaged (truncated
+by a full disk, say) does not end the run: `find_checkpoint` names the file and falls back
+to the newest intact one.
 """
 
 from __future__ import annotations
@@ -86,12 +90,27 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
+class DamagedCheckpoint(OSError):
+    """A checkpoint file that cannot be read back (truncated, missing); the message names it."""
+
+
 def checkpoint_root(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
+def _step(path: Path) -> int:
+    return int(path.name.split("-", 1)[1])
+
+
+def complete_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Renamed-into-place checkpoints, oldest first (by step number, not by name)."""
+    root = checkpoint_root(run_dir)
+    found = [p for p in root.glob("step-*") if p.is_dir() and p.name[5:].isdigit()]
+    return sorted(found, key=_step)
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint of a run, or None."""
+    """The checkpoint `latest` names, when it is there, or None."""
     root = checkpoint_root(run_dir)
     pointer = root / LATEST
     if not pointer.is_file():
@@ -104,20 +123,22 @@ class CheckpointWriter:
     """Writes one checkpoint cooperatively from every rank (see the module docstring).
 
     Call begin() on rank 0, barrier, write_rng() on every rank, barrier, commit() on rank 0.
+    tag: rank 0's pid (every rank must pass the same). run_id: this run's id (cleanup).
     """
 
-    def __init__(self, run_dir: str | os.PathLike, step: int, keep: int = 2):
+    def __init__(self, run_dir: str | os.PathLike, step: int, keep: int, run_id: str,
+                 tag: int):
         self.root = checkpoint_root(run_dir)
         self.name = f"step-{step:08d}"
-        self.tmp = self.root / f"{self.name}.tmp"
-        self.keep = keep
+        self.tmp = self.root / f"{self.name}.tmp-{tag}"
+        self.keep, self.run_id = keep, run_id
 
     def begin(self, models: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
               meta: dict) -> None:
         """Rank 0: model and optimizer tensors plus JSON state, into the temporary folder."""
         self.root.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob("*.tmp"):
-            shutil.rmtree(stale, ignore_errors=True)
+        for stale in self.root.glob("*.tmp*"):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
         self.tmp.mkdir()
         tensors: dict[str, torch.Tensor] = {}
         seen: set[int] = set()
@@ -132,7 +153,8 @@ class CheckpointWriter:
         tensors.update(optim_tensors)
         save_file({k: v.contiguous() for k, v in tensors.items()},
                   str(self.tmp / f"{_STATE}.safetensors"))
-        _write_json(self.tmp / f"{_STATE}.json", {**meta, "optimizer": optim_meta})
+        _write_json(self.tmp / f"{_STATE}.json",
+                    {**meta, "run_id": self.run_id, "optimizer": optim_meta})
 
     def write_rng(self, rank: int) -> None:
         """Every rank: its own RNG state."""
@@ -141,7 +163,7 @@ class CheckpointWriter:
         _write_json(self.tmp / f"rng-rank{rank}.json", meta)
 
     def commit(self) -> Path:
-        """Rank 0: rename into place, point `latest` at it, drop old checkpoints."""
+        """Rank 0: rename into place, point `latest` at it, drop this run's old checkpoints."""
         final = self.root / self.name
         if final.exists():
             shutil.rmtree(final)
@@ -149,31 +171,74 @@ class CheckpointWriter:
         pointer_tmp = self.root / f"{LATEST}.tmp"
         _fsync_write(pointer_tmp, self.name.encode())
         os.replace(pointer_tmp, self.root / LATEST)
-        done = sorted(p for p in self.root.glob("step-*") if p.is_dir() and "." not in p.name)
-        for old in done[:-self.keep]:
+        ours = [p for p in complete_checkpoints(self.root.parent) if _run_id(p) == self.run_id]
+        for old in ours[:-self.keep]:
             shutil.rmtree(old, ignore_errors=True)
         return final
 
 
-def load_checkpoint(path: Path, models: dict[str, torch.nn.Module],
-                    optimizer: torch.optim.Optimizer, rank: int) -> dict:
-    """Restore models, optimizer and this rank's RNG from a checkpoint; returns its JSON state."""
-    meta = json.loads((path / f"{_STATE}.json").read_text())
-    tensors = load_file(str(path / f"{_STATE}.safetensors"))
+def _run_id(path: Path) -> str | None:
+    try:
+        return json.loads((path / f"{_STATE}.json").read_text()).get("run_id")
+    except (OSError, ValueError):
+        return None
+
+
+def read_checkpoint(path: Path, rank: int, world_size: int) -> dict:
+    """Everything this rank needs from a checkpoint, read (not yet applied).
+
+    Returns {"meta", "tensors", "rng"}. Raises DamagedCheckpoint naming the unreadable file,
+    or ValueError when it was written by another number of processes.
+    """
+    def read(name: str, reader):
+        file = path / name
+        if not file.is_file():
+            raise DamagedCheckpoint(f"{file} is missing")
+        try:
+            return reader(file)
+        except Exception as err:  # noqa: BLE001 (truncated JSON or safetensors, bad bytes)
+            raise DamagedCheckpoint(f"{file} is damaged ({type(err).__name__}: {err})") from None
+
+    meta = read(f"{_STATE}.json", lambda f: json.loads(f.read_text()))
+    saved_world = meta.get("world_size", 1)
+    if saved_world != world_size:
+        raise ValueError(f"{path} was written by {saved_world} process(es), this run has "
+                         f"{world_size}: resume with {saved_world} (RNG states and the data "
+                         "cursor are per process)")
+    tensors = read(f"{_STATE}.safetensors", lambda f: load_file(str(f)))
+    rng = (read(f"rng-rank{rank}.safetensors", lambda f: load_file(str(f))),
+           read(f"rng-rank{rank}.json", lambda f: json.loads(f.read_text())))
+    return {"meta": meta, "tensors": tensors, "rng": rng}
+
+
+def find_checkpoint(run_dir: str | os.PathLike, rank: int = 0, world_size: int = 1,
+                    say=print) -> tuple[Path, dict] | None:
+    """The newest checkpoint of a run that reads back whole, as (path, read_checkpoint(...)).
+
+    A damaged one is reported through `say` (naming the file) and skipped. None if there is
+    no intact checkpoint.
+    """
+    for path in reversed(complete_checkpoints(run_dir)):
+        try:
+            return path, read_checkpoint(path, rank, world_size)
+        except DamagedCheckpoint as err:
+            say(f"warning: {err}; trying the checkpoint before it")
+    return None
+
+
+def apply_checkpoint(state: dict, models: dict[str, torch.nn.Module],
+                     optimizer: torch.optim.Optimizer) -> dict:
+    """Restore models, optimizer and this rank's RNG from read_checkpoint's result; returns
+    its JSON state."""
+    tensors, meta = state["tensors"], state["meta"]
     for prefix, model in models.items():
         own = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
         model.load_state_dict(own)
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
-    rng_file = path / f"rng-rank{rank}.safetensors"
-    if not rng_file.is_file():
-        raise FileNotFoundError(
-            f"{path} has no RNG state for rank {rank}: it was written by fewer processes; "
-            "resume with the same number of processes"
-        )
-    set_rng_state(load_file(str(rng_file)),
-                  json.loads((path / f"rng-rank{rank}.json").read_text()))
+    set_rng_state(*state["rng"])
     return meta
 
 
-__all__ = ["CheckpointWriter", "checkpoint_root", "latest_checkpoint", "load_checkpoint",
+__all__ = ["CheckpointWriter", "DamagedCheckpoint", "apply_checkpoint", "checkpoint_root",
+           "complete_checkpoints", "find_checkpoint", "latest_checkpoint", "read_checkpoint",
            "rng_state", "set_rng_state"]

@@ -43,26 +43,48 @@ class Dist:
         return t.to(tensor.device)
 
 
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """The torch.device for a --device flag, or one clear ValueError naming the fix.
+
+    name: "auto" (the local GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N".
+    local_rank: the GPU of a torchrun process when name is "auto" or "cuda".
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+    if device.type == "cpu":
+        return device
+    if not torch.backends.cuda.is_built():
+        raise ValueError(f"--device {name}: this torch build has no CUDA (a CPU-only wheel); "
+                         "use --device cpu, or install a CUDA build of torch")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: torch sees no GPU (driver, or "
+                         "CUDA_VISIBLE_DEVICES); use --device cpu")
+    index = local_rank if device.index is None else device.index
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: there is no GPU {index} "
+                         f"({torch.cuda.device_count()} visible)")
+    return torch.device("cuda", index)
+
+
 def setup(device: str = "auto") -> Dist:
     """Initialise from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK), or alone.
 
-    device: "auto" (the local GPU when there is one, else CPU), "cpu" or "cuda".
+    device: see resolve_device (checked before anything else starts).
     """
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but torch sees no GPU; use --device cpu")
-    if use_cuda:
-        torch.cuda.set_device(local)
-        dev = torch.device("cuda", local)
-    else:
-        dev = torch.device("cpu")
+    dev = resolve_device(device, local)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Dist(rank, world, local, dev)
 
 
@@ -71,4 +93,4 @@ def cleanup(d: Dist) -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["Dist", "cleanup", "setup"]
+__all__ = ["Dist", "cleanup", "resolve_device", "setup"]

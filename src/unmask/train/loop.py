@@ -1,280 +1,191 @@
-"""One training loop for pretraining, alone or under torchrun.
+"""One training engine for pretraining and fine-tuning, alone or under torchrun.
 
-    from unmask.train.loop import TrainConfig, Trainer
-    Trainer(TrainConfig(data="shards/", out="run/", preset="mini", steps=2000)).run()
+    trainer = Trainer(objective, data, Settings(out="run/", steps=2000), evaluate=dev_metrics)
+    result = trainer.run()
 
-A step: take `accumulate` packed micro-batches for this rank, prepare them on the CPU
-(corruption, segment layout: unmask.train.objectives), count the loss denominators over the
-whole global batch (one all-reduce), run forward/backward under bf16 autocast when asked,
-clip, set the learning rate, step AdamW. Gradients are synchronised only on the last
-micro-batch. Because every loss term is divided by its global denominator, a run on W ranks
-x B rows computes the same update as one process with W*B rows.
+The trainer knows nothing of models (minGPT's rule). A recipe (unmask.train.pretrain,
+unmask.tasks.finetune) builds them and hands in:
 
-Every `save_every` steps a checkpoint holds the model(s), optimizer, learning-rate step, RNG
-states of every rank and the data cursor (unmask.train.checkpoint); `resume=True` continues
-from the newest one and reproduces the uninterrupted run's losses exactly.
+  objective  an nn.Module with prepare(batch) -> (inputs, counts), the CPU work (corruption,
+             padding, segment layout) with counts float64 (K,) the denominators of its K loss
+             terms; forward(**inputs) -> (terms, stats), terms float (K,) differentiable loss
+             *sums* and stats float64 (len(stat_names),) detached sums; weights (K floats);
+             metrics(stats by name) -> {"loss", ...}; models() -> {name: model to save}.
+  data       an endless iterator of this rank's micro-batches with steps_per_epoch,
+             state_dict() and load_state_dict() (exact resume).
+  evaluate   () -> metrics or None, called on every rank under the run's autocast.
+
+A step: take `accumulate` micro-batches, prepare them, sum their counts over the whole global
+batch (one all-reduce), run forward/backward (bf16 autocast when asked), synchronise gradients
+only on the last micro-batch, clip, set the learning rate, step AdamW. Every term is divided by
+its global denominator, so W ranks x B rows compute the same update as one process with W*B
+rows. A non-finite loss or gradient norm stops the run before the step, naming it.
+
+Every `save_every` steps a checkpoint holds the models, optimizer, step, data cursor, early
+stopping state and every rank's RNG (unmask.train.checkpoint); `resume` continues from the
+newest intact one with the uninterrupted run's losses. A run folder that already holds a run
+is refused unless the settings say resume or overwrite.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
+import math
+import os
 import shutil
+import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import tokenizers
 import torch
 from torch import nn
 
-from unmask.checkpoints import load as load_model
 from unmask.checkpoints import save as save_model
-from unmask.config import PRESETS, preset
-from unmask.corruption import MLMCorruption
-from unmask.data import PackedBatches, TokenShards
-from unmask.heads import MaskedLM, ReplacedTokenDetector
 from unmask.train import distributed
 from unmask.train.allocator import keep_freed_memory
-from unmask.train.checkpoint import CheckpointWriter, latest_checkpoint, load_checkpoint
-from unmask.train.metrics import MetricsLog, Progress, save_loss_curve, unigram_entropy
-from unmask.train.objectives import (
-    MASKINGS,
-    OBJECTIVES,
-    build_objective,
-    eval_corruption,
-    generator_config,
-)
-from unmask.train.optim import SCHEDULES, adamw, lr_factor
-from unmask.train.words import continuation_table
+from unmask.train.checkpoint import CheckpointWriter, apply_checkpoint, find_checkpoint
+from unmask.train.metrics import MetricsLog, Progress, save_loss_curve
+from unmask.train.optim import adamw, lr_factor
+from unmask.train.settings import RESUMABLE, Settings
 
-DTYPES = ("auto", "bf16", "fp32")
-# Settings that may change when resuming (how long, how often, where); all others must match.
-_RESUMABLE = {"out", "steps", "minutes", "eval_every", "eval_batches", "save_every",
-              "log_every", "keep", "compile", "progress"}
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                    "vocab.txt", "vocab.json", "merges.txt")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "vocab.txt", "vocab.json", "merges.txt")
+# What marks a folder as holding a run (data/, prepared by `unmask pretrain --corpus`, does not).
+RUN_FILES = ("checkpoints", "metrics.jsonl", "loss.png", "settings.json", "results.json",
+             "model", "hf", "generator", "config.json", "unmask")
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the gradient norm became nan or infinite."""
 
 
 @dataclass
-class TrainConfig:
-    """Everything that defines a pretraining run (saved with every checkpoint).
+class EarlyStopping:
+    """Keep the best model by `metric`; stop after `patience` evaluations without improvement
+    (0 = never stop early). A nan or infinite metric never counts as an improvement."""
 
-    data: a prepared shard directory (`unmask prepare`). out: the run directory.
-    preset / init: a fresh model of a named size ("tiny", "mini", "small", "base"), or the
-        checkpoint (ours or Hugging Face) to continue pretraining from (domain adaptation).
-    objective: "mlm", "electra" or "causal". masking: "token", "whole_word" or "span".
-    mask_rate: share of tokens corrupted (0.30 suits short budgets better than BERT's 0.15).
-    seq_len, batch_size (rows per rank per micro-batch), accumulate (micro-batches per step).
-    steps and/or minutes: stop after so many optimizer steps or so much wall time; with
-        minutes only, the schedule decays over the time budget.
-    lr, schedule (constant, linear, cosine, wsd), warmup (steps, or a fraction of the run
-        when < 1), weight_decay (never on biases and norms), clip (max gradient norm).
-    dtype: "bf16" (autocast), "fp32", or "auto" (bf16 on GPUs and on CPUs with native bf16
-        matmuls, AVX512-BF16 or AMX, where it runs 2-3x faster; fp32 on other CPUs, which
-        only emulate bf16).
-    dropout: override the model's dropout (None = the preset's 0.1).
-    eval_every / eval_batches: validation cadence and size. save_every: checkpoint cadence
-        (make it a multiple of log_every for exactly resumable logs). keep: checkpoints kept.
-    """
+    metric: str = "metric"
+    higher_is_better: bool = True
+    patience: int = 0
+    best: dict | None = None
+    since_best: int = 0
 
-    data: str
-    out: str
-    preset: str = "mini"
-    init: str | None = None
-    objective: str = "mlm"
-    masking: str = "token"
-    mask_rate: float = 0.30
-    seq_len: int = 128
-    batch_size: int = 32
-    accumulate: int = 1
-    steps: int | None = None
-    minutes: float | None = None
-    lr: float = 1e-3
-    schedule: str = "linear"
-    warmup: float = 0.06
-    weight_decay: float = 0.01
-    clip: float = 1.0
-    dtype: str = "auto"
-    compile: bool = False
-    dropout: float | None = None
-    eval_every: int = 200
-    eval_batches: int = 16
-    save_every: int = 500
-    log_every: int = 10
-    keep: int = 2
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = False
+    def update(self, step: int, metrics: dict) -> bool:
+        """Record an evaluation; True when it is the best so far (save the model)."""
+        value = metrics.get(self.metric)
+        better = value is not None and math.isfinite(value) and (
+            self.best is None or (value > self.best[self.metric]) == self.higher_is_better
+            and value != self.best[self.metric])
+        if better:
+            self.best, self.since_best = {"step": step, **metrics}, 0
+        else:
+            self.since_best += 1
+        return better
 
-    def __post_init__(self) -> None:
-        if self.steps is None and self.minutes is None:
-            raise ValueError("give the run a length: --steps N and/or --minutes M")
-        if self.init is None and self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
-        for name, allowed in (("objective", OBJECTIVES), ("masking", MASKINGS),
-                              ("schedule", SCHEDULES), ("dtype", DTYPES)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not 0.0 < self.mask_rate < 1.0:
-            raise ValueError(f"mask_rate must lie in (0, 1), got {self.mask_rate}")
-        for name in ("seq_len", "batch_size", "accumulate", "eval_every", "save_every",
-                     "log_every", "keep"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError(f"minutes must be > 0, got {self.minutes}")
+    @property
+    def exhausted(self) -> bool:
+        return self.patience > 0 and self.since_best >= self.patience
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+
+def check_run_dir(out: Path, resume: bool, overwrite: bool) -> list[Path]:
+    """The run files already in `out`; refuses a folder holding a run unless told what to do."""
+    found = [out / name for name in RUN_FILES if (out / name).exists()]
+    if found and not resume and not overwrite:
+        raise FileExistsError(
+            f"{out} already holds a run ({', '.join(p.name for p in found)}): pass --resume "
+            "to continue it, --overwrite to start over, or choose another --out")
+    return found
 
 
 class Trainer:
-    """Builds the model, data, objective and optimizer from a TrainConfig, then trains.
+    """Trains `objective` on `data` with `settings` (see the module docstring).
 
-    resume: continue from the newest checkpoint in config.out (its settings must match,
-    except how long and how often: see _RESUMABLE). dist: an unmask.train.distributed.Dist
-    (default: read from the torchrun environment).
+    early_stopping: keep the best model by a dev metric (else the last one is saved).
+    tokenizer: folder whose tokenizer files are copied next to every saved model.
+    recipe: JSON-able settings of what the recipe built (saved with checkpoints; a resume
+    must match them). dist: an unmask.train.distributed.Dist (default: from torchrun's
+    environment).
     """
 
-    def __init__(self, config: TrainConfig, resume: bool = False,
-                 dist: distributed.Dist | None = None):
-        self.config = cfg = config
-        self.dist = d = dist or distributed.setup(cfg.device)
+    def __init__(self, objective: nn.Module, data, settings: Settings, evaluate=None,
+                 early_stopping: EarlyStopping | None = None, tokenizer: str | Path | None = None,
+                 recipe: dict | None = None, dist: distributed.Dist | None = None):
+        self.settings = s = settings
+        self.dist = d = dist or distributed.setup(s.device)
         if d.device.type == "cpu":
             keep_freed_memory()  # fewer page faults per step (unmask.train.allocator)
-        self.out = Path(cfg.out)
-        data = Path(cfg.data)
-        self.shards = TokenShards(data, "train")
-        self.val = TokenShards(data, "validation") if "validation" in TokenShards.splits(data) \
-            else None
-        self.use_bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and (
+        self.objective, self.data, self._evaluate = objective.to(d.device), data, evaluate
+        self.early, self.recipe = early_stopping, recipe or {}
+        self.tokenizer = None if tokenizer is None else Path(tokenizer)
+        self.out = Path(s.out)
+        self.use_bf16 = s.dtype == "bf16" or (s.dtype == "auto" and (
             d.device.type == "cuda" or cpu_has_bf16()))
-
-        torch.manual_seed(cfg.seed)  # same initial weights on every rank
-        self.objective = self._build_objective(data).to(d.device)
-        self.optimizer = adamw(self.objective, cfg.lr, cfg.weight_decay)
-        self.data = PackedBatches(self.shards, cfg.seq_len, cfg.batch_size, seed=cfg.seed,
-                                  rank=d.rank, world_size=d.world_size)
+        self.optimizer = adamw(objective, s.lr, s.weight_decay, s.betas, s.eps)
         self.step, self._elapsed_before, self._session_start = 0, 0.0, None
-        checkpoint = None
-        if resume:
-            checkpoint = latest_checkpoint(self.out)
-            if checkpoint is None:
-                raise FileNotFoundError(
-                    f"{self.out} has no checkpoint to resume from (checkpoints/latest is missing "
-                    "or incomplete); start without --resume, or point --out at an earlier run"
-                )
-            meta = load_checkpoint(checkpoint, self.objective.models(), self.optimizer, d.rank)
-            self._check_resumable(meta["config"])
-            self.step, self._elapsed_before = meta["step"], meta["elapsed"]
-            self.data.load_state_dict(meta["data"])
+        self.history: list[dict] = []
+        self.stopped = ""
+        self.run_id = uuid.uuid4().hex
+        # Every rank writes into the same temporary checkpoint folder, named by rank 0's pid.
+        self._tag = int(d.all_reduce_sum(torch.tensor([float(os.getpid() * d.is_main)])))
+        found = check_run_dir(self.out, s.resume, s.overwrite)
+        d.barrier()  # every rank looked before rank 0 changes anything
+        if s.overwrite and d.is_main:
+            for path in found:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if s.resume:
+            self._resume()
         else:
-            torch.manual_seed(cfg.seed + 1 + d.rank)  # dropout differs per rank, fixed by seed
+            torch.manual_seed(s.seed + 1 + d.rank)  # dropout differs per rank, fixed by seed
         self.iterator = iter(self.data)
         self.module: nn.Module = self.objective
         if d.enabled:
             self.module = nn.parallel.DistributedDataParallel(
-                self.objective, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
-        if cfg.compile:
+                self.objective, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+        if s.compile:
             self.module = torch.compile(self.module, dynamic=True)
-        self.weights = torch.tensor(self.objective.weights, dtype=torch.float32,
-                                    device=d.device)
-        self.eval_inputs = self._eval_inputs()
-        self.baseline = self._unigram_baseline() if d.is_main else None
-        self.log = MetricsLog(self.out / "metrics.jsonl",
-                              self.step if checkpoint is not None else None) \
+        self.weights = torch.tensor(objective.weights, dtype=torch.float32, device=d.device)
+        self.log = MetricsLog(self.out / "metrics.jsonl", self.step if s.resume else None) \
             if d.is_main else None
 
-    # --- building ------------------------------------------------------------------------
-    def _build_objective(self, data: Path) -> nn.Module:
-        cfg, vocab = self.config, self.shards.vocab_size
-        drop = {} if cfg.dropout is None else {"hidden_dropout": cfg.dropout,
-                                               "attention_dropout": cfg.dropout}
-        task = "replaced_token_detection" if cfg.objective == "electra" else "masked_lm"
-        if cfg.init is not None:
-            model = load_model(cfg.init, task=task)
-            if drop:
-                model = _with_dropout(model, cfg.dropout)
-            if model.config.vocab_size < vocab:
-                raise ValueError(
-                    f"--init {cfg.init} has a vocabulary of {model.config.vocab_size} but the "
-                    f"shards in {data} use {vocab} ids: prepare them with that checkpoint's "
-                    "tokenizer (unmask prepare --tokenizer <checkpoint dir>)"
-                )
-        else:
-            config = preset(cfg.preset, vocab_size=vocab,
-                            max_position_embeddings=max(512, cfg.seq_len), **drop)
-            model = (ReplacedTokenDetector if task != "masked_lm" else MaskedLM)(config)
-        if model.config.max_position_embeddings - model.config.position_offset < cfg.seq_len:
-            raise ValueError(f"seq_len {cfg.seq_len} exceeds what the model's positions allow")
-        generator = MaskedLM(generator_config(model.config)) if cfg.objective == "electra" \
-            else None
-        specials = self.shards.special_ids
-        corruption = None
-        if cfg.objective != "causal":
-            if specials.get("mask") is None:
-                raise ValueError(f"the tokenizer of {data} has no mask token; masked objectives "
-                                 "need one ([MASK] or <mask>)")
-            corruption = MLMCorruption(
-                mask_token_id=specials["mask"], vocab_size=vocab,
-                special_ids=[i for i in specials.values() if i is not None],
-                probability=cfg.mask_rate, seed=cfg.seed)
-        continues = None
-        if cfg.masking != "token":
-            tok_file = data / "tokenizer.json"
-            if not tok_file.is_file():
-                raise FileNotFoundError(f"{cfg.masking} masking reads word boundaries from "
-                                        f"{tok_file}, which is missing; use --masking token")
-            continues = continuation_table(tokenizers.Tokenizer.from_file(str(tok_file))
-                                           .get_vocab(with_added_tokens=True), vocab)
-        return build_objective(cfg.objective, model, corruption, cfg.masking, continues,
-                               generator, pad_id=self.shards.pad_id)
+    def say(self, text: str) -> None:
+        if self.dist.is_main:
+            print(text, file=sys.stderr, flush=True)
 
-    def _check_resumable(self, saved: dict) -> None:
-        mine = self.config.to_dict()
-        diff = {k: (saved.get(k), v) for k, v in mine.items()
-                if k not in _RESUMABLE and saved.get(k) != v}
+    def _resume(self) -> None:
+        found = find_checkpoint(self.out, self.dist.rank, self.dist.world_size, self.say)
+        if found is None:
+            raise FileNotFoundError(
+                f"{self.out} has no checkpoint to resume from (none in {self.out}/checkpoints "
+                "reads back whole); start without --resume (--overwrite replaces what is "
+                "there), or point --out at an earlier run")
+        meta = found[1]["meta"]
+        self._check_resumable(meta)
+        apply_checkpoint(found[1], self.objective.models(), self.optimizer)
+        self.step, self._elapsed_before = meta["step"], meta["elapsed"]
+        self.data.load_state_dict(meta["data"])
+        self.run_id, self.history = meta["run_id"], meta["history"]
+        if self.early is not None:
+            self.early.best, self.early.since_best = meta["early_stopping"]
+
+    def _check_resumable(self, meta: dict) -> None:
+        saved = {**meta["recipe"], **meta["settings"]}
+        mine = {**self.recipe, **self.settings.to_dict()}
+        diff = {k: (saved.get(k), v) for k, v in json.loads(json.dumps(mine)).items()
+                if k not in RESUMABLE and saved.get(k) != v}
         if diff:
             detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise ValueError(f"cannot resume {self.out}: settings differ from the checkpoint "
                              f"({detail}); resume with the same settings")
 
-    def _eval_inputs(self) -> list[dict]:
-        """The fixed validation set: the first eval_batches batches, corrupted by a fixed seed."""
-        if self.val is None:
-            return []
-        cfg = self.config
-        val = PackedBatches(self.val, cfg.seq_len, cfg.batch_size, seed=cfg.seed,
-                            rank=self.dist.rank, world_size=self.dist.world_size)
-        corruption = getattr(self.objective, "corruption", None) or getattr(
-            getattr(self.objective, "mlm", None), "corruption", None)
-        fixed = eval_corruption(corruption) if corruption is not None else None
-        steps = min(cfg.eval_batches, val.steps_per_epoch)
-        return [self.objective.prepare(val.batch(0, s), fixed)[0] for s in range(steps)]
-
-    def _unigram_baseline(self) -> float | None:
-        if self.val is None:
-            return None
-        v = self.shards.vocab_size
-
-        def counts(shards: TokenShards) -> np.ndarray:
-            c = np.zeros(v, dtype=np.int64)
-            for tokens in shards.shards:
-                c += np.bincount(np.asarray(tokens[:20_000_000]), minlength=v)[:v]
-            return c
-
-        return unigram_entropy(counts(self.shards), counts(self.val))
-
     # --- training ------------------------------------------------------------------------
-    def _autocast(self):
+    def autocast(self):
+        """The run's dtype policy: bf16 autocast, or nothing."""
         return torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
 
-    def _to_device(self, inputs: dict) -> dict:
+    def to_device(self, inputs: dict) -> dict:
         return {k: v.to(self.dist.device, non_blocking=True) for k, v in inputs.items()}
 
     @property
@@ -283,92 +194,112 @@ class Trainer:
         running = 0.0 if self._session_start is None else time.perf_counter() - self._session_start
         return self._elapsed_before + running
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(self.data.steps_per_epoch / self.settings.accumulate))
+
     def total_steps(self) -> int | None:
-        """The schedule's length: steps, or (time budget only) projected from the pace so far."""
-        cfg = self.config
-        if cfg.steps is not None:
-            return cfg.steps
+        """The schedule's length: steps and/or epochs, or projected from the pace so far when
+        minutes are the only limit."""
+        s = self.settings
+        limits = [n for n in (s.steps, s.epochs and math.ceil(s.epochs * self.steps_per_epoch))
+                  if n]
+        if limits:
+            return min(limits)
         if self.step == 0 or self.elapsed == 0:
             return None
-        return max(self.step + 1, round(self.step * cfg.minutes * 60 / self.elapsed))
+        return max(self.step + 1, round(self.step * s.minutes * 60 / self.elapsed))
 
     def learning_rate(self) -> float:
-        cfg = self.config
-        total = self.total_steps()
-        if total is None:
-            total = 10**9
-        warmup = round(cfg.warmup * total) if cfg.warmup < 1 else int(cfg.warmup)
-        if cfg.steps is None and cfg.warmup < 1:
+        s = self.settings
+        total = self.total_steps() or 10**9
+        warmup = round(s.warmup * total) if s.warmup < 1 else int(s.warmup)
+        if s.steps is None and s.epochs is None and s.warmup < 1:
             warmup = min(warmup, 100)  # projected totals start huge: bound the warmup
-        return cfg.lr * lr_factor(self.step, cfg.schedule, warmup, total)
+        return s.lr * lr_factor(self.step, s.schedule, warmup, total)
 
     def train_step(self) -> dict:
         """One optimizer step over the global batch; returns its global stats and tokens."""
-        d, cfg = self.dist, self.config
+        d, s = self.dist, self.settings
         micro = []
-        for _ in range(cfg.accumulate):
-            batch = next(self.iterator)
-            inputs, counts = self.objective.prepare(batch)
-            tokens = batch["attention_mask"].sum().double()[None]
-            micro.append((inputs, torch.cat([counts, tokens])))
+        for _ in range(s.accumulate):
+            inputs, counts = self.objective.prepare(next(self.iterator))
+            tokens = sum(float(v.sum()) for k, v in inputs.items() if k.endswith("attention_mask"))
+            micro.append((inputs, torch.cat([counts, torch.tensor([tokens], dtype=counts.dtype)])))
         totals = d.all_reduce_sum(sum(c for _, c in micro))
         denominators = totals[:-1].clamp(min=1).to(d.device, torch.float32)
         stats = None
         self.objective.train()
         for i, (inputs, _) in enumerate(micro):
             sync = i == len(micro) - 1 or not d.enabled
-            context = contextlib.nullcontext() if sync else self.module.no_sync()
-            with context:
-                with self._autocast():
-                    terms, s = self.module(**self._to_device(inputs))
+            with contextlib.nullcontext() if sync else self.module.no_sync():
+                with self.autocast():
+                    terms, st = self.module(**self.to_device(inputs))
                 # DDP averages gradients over ranks: scale by world size to get the sum.
                 loss = (terms.float() * self.weights / denominators).sum() * d.world_size
                 loss.backward()
-            stats = s.detach().cpu() if stats is None else stats + s.detach().cpu()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.objective.parameters(), cfg.clip)
+            stats = st.detach().cpu() if stats is None else stats + st.detach().cpu()
+        stats = d.all_reduce_sum(stats)
+        grad_norm = None
+        if s.clip:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.objective.parameters(), s.clip))
         lr = self.learning_rate()
+        if not bool(torch.isfinite(stats).all()) or not math.isfinite(grad_norm or 0.0):
+            self.optimizer.zero_grad(set_to_none=True)
+            what = "gradient norm" if bool(torch.isfinite(stats).all()) else "loss"
+            raise TrainingDiverged(
+                f"the {what} became non-finite at step {self.step + 1} (lr {lr:.3g}): lower "
+                "--lr, keep --clip on, or train in --dtype fp32; the checkpoints so far are "
+                "intact (--resume continues from the last)")
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        stats = d.all_reduce_sum(stats)
-        return {"stats": stats, "tokens": float(totals[-1]), "lr": lr,
-                "grad_norm": float(grad_norm)}
+        return {"stats": stats, "tokens": float(totals[-1]), "lr": lr, "grad_norm": grad_norm}
 
-    @torch.no_grad()
-    def evaluate(self) -> dict | None:
-        """Loss, accuracy and perplexity on the fixed validation set (all ranks together)."""
-        if not self.eval_inputs:
-            return None
-        self.objective.eval()
-        stats = torch.zeros(len(self.objective.stat_names), dtype=torch.float64)
-        for inputs in self.eval_inputs:
-            with self._autocast():
-                _, s = self.objective(**self._to_device(inputs))
-            stats += s.cpu()
-        self.objective.train()
-        stats = self.dist.all_reduce_sum(stats)
+    def metrics(self, stats: torch.Tensor) -> dict:
+        """Summed stats (float64 (len(stat_names),)) -> the objective's metrics."""
         return self.objective.metrics(dict(zip(self.objective.stat_names, stats.tolist(),
                                                strict=True)))
 
+    def evaluate(self) -> dict | None:
+        """The recipe's evaluation, in eval mode, without gradients, under the run's autocast."""
+        if self._evaluate is None:
+            return None
+        self.objective.eval()
+        with torch.no_grad(), self.autocast():
+            metrics = self._evaluate()
+        self.objective.train()
+        return metrics
+
     def _should_stop(self) -> bool:
-        cfg = self.config
-        stop = cfg.steps is not None and self.step >= cfg.steps
-        if cfg.minutes is not None and not stop:
-            over = self.elapsed >= cfg.minutes * 60
+        s = self.settings
+        total = self.total_steps() if s.steps or s.epochs else None
+        if total is not None and self.step >= total:
+            self.stopped = self.stopped or "done"
+        elif s.minutes is not None and self.step > 0:  # at least one step per run
+            over = self.elapsed >= s.minutes * 60
             flag = self.dist.all_reduce_sum(torch.tensor([float(over)]))  # ranks agree
-            stop = bool(flag.item() > 0)
-        return stop
+            if flag.item() > 0:
+                self.stopped = self.stopped or f"time budget of {s.minutes:g} min used"
+        return bool(self.stopped)
+
+    def _eval_due(self) -> bool:
+        every = self.settings.eval_every or self.steps_per_epoch
+        return self.step % every == 0
 
     def run(self, stop_at: int | None = None) -> dict:
-        """Train until the configured length (or `stop_at` steps, as if killed right after
-        the checkpoint there); returns the last train and eval metrics."""
-        cfg, d = self.config, self.dist
+        """Train until the settings' length, early stopping or (as if killed right after the
+        checkpoint there) `stop_at` steps. Returns {"step", "train", "eval", "best",
+        "history", "stopped", "elapsed"}: the last train and eval metrics, the best
+        evaluation (with early stopping), every evaluation, why it stopped, seconds."""
+        s, d = self.settings, self.dist
         if d.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
-        progress = Progress(cfg.steps, cfg.progress and d.is_main, cfg.minutes)
+            (self.out / "settings.json").write_text(json.dumps(
+                {"settings": s.to_dict(), "recipe": self.recipe}, indent=1) + "\n")
+        progress = Progress(self.total_steps(), s.progress and d.is_main, s.minutes)
         self._session_start = window_start = time.perf_counter()
         window_tokens, window = 0.0, None
         last_train, last_eval = {}, None
@@ -377,59 +308,78 @@ class Trainer:
                 out = self.train_step()
                 window = out["stats"] if window is None else window + out["stats"]
                 window_tokens += out["tokens"]
-                if self.step % cfg.log_every == 0:
+                if self.step % s.log_every == 0:
                     now = time.perf_counter()
                     last_train = self._record(window, out, window_tokens / (now - window_start))
                     progress.update(self.step, last_train["loss"], last_train["tokens_per_s"],
                                     self.total_steps())
                     window_start, window_tokens, window = now, 0.0, None
                 done = self._should_stop() or self.step == stop_at
-                if self.step % cfg.eval_every == 0 or done:
-                    last_eval = self._eval_and_log()
-                if self.step % cfg.save_every == 0 or done:
+                if self._eval_due() or done:
+                    last_eval = self._eval_and_log(progress) or last_eval
+                    done = self._should_stop() or self.step == stop_at
+                if s.save_every and (self.step % s.save_every == 0 or done):
                     self.save_checkpoint()
                 if self.step == stop_at:
-                    return {"train": last_train, "eval": last_eval, "step": self.step}
+                    return self._result(last_train, last_eval)
         finally:
             progress.close()
         if d.is_main:
-            self.save_models()
+            if self.early is None:
+                save_models(self.objective.models(), self.out, self.tokenizer)
+            elif self.early.best is None:
+                self.say("warning: no evaluation gave a finite metric; no model was saved")
             self._curve()
-        return {"train": last_train, "eval": last_eval, "step": self.step,
-                "baseline": self.baseline}
+        return self._result(last_train, last_eval)
+
+    def _result(self, last_train: dict, last_eval: dict | None) -> dict:
+        return {"step": self.step, "train": last_train, "eval": last_eval,
+                "best": self.early and self.early.best, "history": self.history,
+                "stopped": self.stopped or "interrupted", "elapsed": self.elapsed}
 
     def _record(self, window: torch.Tensor, out: dict, tokens_per_s: float) -> dict:
-        names = self.objective.stat_names
-        metrics = self.objective.metrics(dict(zip(names, window.tolist(), strict=True)))
-        record = {"kind": "train", "step": self.step, **metrics, "lr": out["lr"],
+        record = {"kind": "train", "step": self.step, **self.metrics(window), "lr": out["lr"],
                   "grad_norm": out["grad_norm"], "tokens_per_s": tokens_per_s}
         if self.log is not None:
             self.log.write(record)
         return record
 
-    def _eval_and_log(self) -> dict | None:
+    def _eval_and_log(self, progress: Progress) -> dict | None:
         metrics = self.evaluate()
-        if metrics is not None and self.log is not None:
-            self.log.write({"kind": "eval", "step": self.step, **metrics,
-                            "unigram_baseline": self.baseline})
+        if metrics is None:
+            return None
+        self.history.append({"step": self.step, **metrics})
+        shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
+        progress.note(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+        if self.early is not None:
+            if self.early.update(self.step, metrics) and self.dist.is_main:
+                save_models(self.objective.models(), self.out, self.tokenizer)
+            if self.early.exhausted:
+                self.stopped = self.stopped or (
+                    f"no dev improvement in {self.early.patience} evaluations")
+        if self.log is not None:
+            self.log.write({"kind": "eval", "step": self.step, **metrics})
             self._curve()
         return metrics
 
     def _curve(self) -> None:
         if self.log is not None:
             save_loss_curve(self.log.records(), self.out / "loss.png",
-                            f"{self.config.objective} · {self.config.preset}", self.baseline)
+                            getattr(self.objective, "title", type(self.objective).__name__))
 
     # --- saving --------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
         """Write a checkpoint cooperatively from every rank (atomic: see train.checkpoint)."""
         d = self.dist
-        writer = CheckpointWriter(self.out, self.step, self.config.keep)
+        writer = CheckpointWriter(self.out, self.step, self.settings.keep, self.run_id,
+                                  self._tag)
         if d.is_main:
+            early = None if self.early is None else [self.early.best, self.early.since_best]
             writer.begin(self.objective.models(), self.optimizer,
                          {"step": self.step, "elapsed": self.elapsed,
-                          "data": self.data.state_dict(), "config": self.config.to_dict(),
-                          "world_size": d.world_size})
+                          "data": self.data.state_dict(), "settings": self.settings.to_dict(),
+                          "recipe": self.recipe, "world_size": d.world_size,
+                          "history": self.history, "early_stopping": early})
         d.barrier()
         writer.write_rng(d.rank)
         d.barrier()
@@ -437,22 +387,30 @@ class Trainer:
             writer.commit()
         d.barrier()
 
-    def save_models(self) -> None:
-        """The trained model(s) in our format (out/model) and the Hugging Face layout (out/hf),
-        each with the tokenizer, so both unmask and transformers load them directly."""
-        for name, model in self.objective.models().items():
-            targets = {"unmask": self.out / name}
-            if name == "model":
-                targets["hf"] = self.out / "hf"
-            for fmt, target in targets.items():
-                try:
-                    save_model(model, target, format=fmt)
-                except ValueError as err:  # a model the HF family cannot express
-                    print(f"note: not saved in the Hugging Face layout: {err}")
-                    continue
-                for file in _TOKENIZER_FILES:
-                    if (Path(self.config.data) / file).is_file():
-                        shutil.copy(Path(self.config.data) / file, target / file)
+
+def save_models(models: dict[str, nn.Module], out: Path, tokenizer: Path | None = None) -> None:
+    """Each model in our layout (out/<name>), "model" also in the Hugging Face layout (out/hf),
+    each with the tokenizer files, so unmask and transformers load them directly. Atomic per
+    folder: written aside, then renamed into place (a kill leaves the old one or the new one)."""
+    for name, model in models.items():
+        targets = [(out / name, "unmask")] + ([(out / "hf", "hf")] if name == "model" else [])
+        for target, fmt in targets:
+            tmp, old = (target.with_name(f".{target.name}.{k}-{os.getpid()}")
+                        for k in ("tmp", "old"))
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                save_model(model, tmp, format=fmt)
+            except ValueError as err:  # a model the HF family cannot express
+                print(f"note: not saved in the Hugging Face layout: {err}", file=sys.stderr)
+                shutil.rmtree(tmp, ignore_errors=True)
+                continue
+            for file in TOKENIZER_FILES:
+                if tokenizer is not None and (tokenizer / file).is_file():
+                    shutil.copy(tokenizer / file, tmp / file)
+            if target.exists():
+                os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def cpu_has_bf16() -> bool:
@@ -465,12 +423,5 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _with_dropout(model: nn.Module, p: float) -> nn.Module:
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = p
-    model.config.hidden_dropout = model.config.attention_dropout = p
-    return model
-
-
-__all__ = ["DTYPES", "TrainConfig", "Trainer"]
+__all__ = ["TOKENIZER_FILES", "EarlyStopping", "Trainer", "TrainingDiverged", "check_run_dir",
+           "save_models"]

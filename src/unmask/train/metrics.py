@@ -8,6 +8,7 @@ metrics.jsonl holds one JSON object per line: {"kind": "train", "step", "loss", 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -38,11 +39,11 @@ class MetricsLog:
         return [r for r in out if kind is None or r["kind"] == kind]
 
 
-def save_loss_curve(records: list[dict], path: str | Path, title: str = "",
-                    baseline: float | None = None) -> Path:
-    """PNG of training loss (and validation loss, when evaluated) against step.
+def save_loss_curve(records: list[dict], path: str | Path, title: str = "") -> Path:
+    """PNG of training loss (and validation loss, when evaluations report one) against step.
 
-    records: MetricsLog records. baseline: a horizontal reference line (unigram entropy).
+    records: MetricsLog records; an eval record's "unigram_baseline" is drawn as a
+    horizontal reference line.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -51,17 +52,20 @@ def save_loss_curve(records: list[dict], path: str | Path, title: str = "",
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for kind, style in (("train", "-"), ("eval", "o-")):
-        rows = [r for r in records if r["kind"] == kind]
+        rows = [r for r in records if r["kind"] == kind and r.get("loss") is not None]
         if rows:
             ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], style,
                     label="validation" if kind == "eval" else "training", markersize=3)
+    baseline = next((r["unigram_baseline"] for r in records if r.get("unigram_baseline")),
+                    None)
     if baseline is not None:
         ax.axhline(baseline, linestyle="--", color="grey", label="unigram baseline")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (nats)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(str(path))
     return Path(path)
@@ -79,14 +83,15 @@ def unigram_entropy(train_counts: np.ndarray, eval_counts: np.ndarray) -> float:
 
 
 class Progress:
-    """A progress bar with loss, tokens/s and ETA (rich), or nothing when disabled."""
+    """A progress bar with loss, tokens/s and ETA (rich, on a terminal), or nothing when
+    disabled; note() prints a line above it (or to stderr without a terminal)."""
 
     def __init__(self, total: int | None, enabled: bool, minutes: float | None = None):
         self.enabled = enabled
         self.start = time.perf_counter()
         self.minutes = minutes
         self._bar = None
-        if enabled:
+        if enabled and sys.stderr.isatty():
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(TextColumn("step {task.completed}"), BarColumn(),
@@ -102,6 +107,12 @@ class Progress:
             left = max(0.0, self.minutes * 60 - (time.perf_counter() - self.start))
             info += f"  {left / 60:.1f} min left"
         self._bar.update(self._task, completed=step, total=total, info=info)
+
+    def note(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(text)
+        elif self.enabled:
+            print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -1,7 +1,7 @@
 """AdamW with the usual BERT exclusions, and learning-rate schedules.
 
     optimizer = adamw(model, lr=5e-4, weight_decay=0.01)
-    scheduler = schedule(optimizer, "linear", warmup_steps=100, total_steps=10_000)
+    lr = 5e-4 * lr_factor(step, "linear", warmup_steps=100, total_steps=10_000)
 
 Weight decay never applies to biases, norms or embeddings' norm weights: decaying them only
 hurts (BERT, RoBERTa and ModernBERT all exclude them). A parameter is "no decay" when it is
@@ -75,16 +75,3 @@ def lr_factor(step: int, kind: str, warmup_steps: int, total_steps: int,
     if kind == "linear":
         return 1.0 - (1.0 - final) * progress
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def schedule(optimizer: torch.optim.Optimizer, kind: str, warmup_steps: int, total_steps: int,
-             **kwargs) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR stepping lr_factor (call scheduler.step() after each optimizer.step())."""
-    if total_steps <= 0 or warmup_steps < 0:
-        raise ValueError(
-            f"need total_steps > 0 and warmup_steps >= 0, got {total_steps} and {warmup_steps}"
-        )
-    lr_factor(0, kind, warmup_steps, total_steps)  # validates kind before anything runs
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, kind, warmup_steps, total_steps, **kwargs)
-    )
