@@ -113,11 +113,11 @@ def make_encoder(kind: str):
             return out
         return encode
 
-    from unmask.heads import Embedder
+    from unmask.checkpoints import load
     from unmask.tokenizer import Tokenizer
 
     tok = Tokenizer.from_pretrained(d)
-    model = Embedder.from_pretrained(d, backend="sdpa" if kind == "sdpa" else "unpadded")
+    model = load(d, task="embedding", layout="padded" if kind == "sdpa" else "unpadded")
     if kind == "bf16":
         model = model.to(torch.bfloat16)
     return lambda texts: model.encode(texts, tok, batch_tokens=2048)

@@ -1,7 +1,7 @@
 """unmask.attention: every backend equals the eager reference, and empty rows are zeros.
 
 Axes: B batch, H heads, Q queries, K keys, D head dim. Masks: bool, True = may attend.
-The reference is written out here once more (softmax in float64) so that `attention_eager`
+The reference is written out here once more (softmax in float64) so that the "eager" kernel
 itself is checked too, and Hugging Face's BERT eager attention serves as an outside oracle.
 """
 
@@ -18,13 +18,7 @@ from hypothesis import strategies as st
 
 from unmask import attention as attn
 from unmask import masks
-from unmask.attention import (
-    BACKENDS,
-    attention,
-    attention_eager,
-    attention_flex,
-    attention_sparse,
-)
+from unmask.attention import BACKENDS, attention, attention_flex, attention_sparse
 
 try:
     from torch.nn.attention import flex_attention
@@ -34,16 +28,19 @@ needs_flex = pytest.mark.skipif(flex_attention is None, reason="this torch has n
 AVAILABLE = [b for b in BACKENDS if b != "flex" or flex_attention is not None]
 
 
-def reference(q, k, v, allowed: torch.Tensor | None) -> torch.Tensor:
-    """softmax(QK^T/sqrt(D) + M) V in float64; a row with no allowed key is zeros."""
+def reference(q, k, v, allowed: torch.Tensor | None, bias=None, scale=None, probs=False):
+    """softmax(QK^T * scale + bias + M) V in float64; a row with no allowed key is zeros."""
     q, k, v = q.double(), k.double(), v.double()
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    scores = q @ k.transpose(-2, -1) * (scale or 1 / math.sqrt(q.shape[-1]))
+    if bias is not None:
+        scores = scores + bias.double()
     if allowed is None:
-        return torch.softmax(scores, -1) @ v
-    allowed = allowed.expand_as(scores)
-    weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), -1)
-    weights = torch.where(allowed.any(-1, keepdim=True), weights, torch.zeros_like(weights))
-    return weights @ v
+        weights = torch.softmax(scores, -1)
+    else:
+        allowed = allowed.expand_as(scores)
+        weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), -1)
+        weights = torch.where(allowed.any(-1, keepdim=True), weights, torch.zeros_like(weights))
+    return (weights @ v, weights) if probs else weights @ v
 
 
 def qkv(b, h, q_len, k_len, d, seed=0, dtype=torch.float32):
@@ -84,7 +81,7 @@ def test_backends_agree_with_reference_on_random_masks(problem):
     (q, k, v), allowed, block = problem
     ref = reference(q, k, v, allowed).float()
     outs = {
-        "eager": attention_eager(q, k, v, allowed),
+        "eager": attention(q, k, v, allowed, backend="eager"),
         "sdpa": attention(q, k, v, allowed, backend="sdpa"),
         "sparse": attention_sparse(q, k, v, allowed, block_size=block),
     }
@@ -150,13 +147,13 @@ def test_sliding_window_long_sequence_sparse_equals_dense():
 
 def test_sparse_attends_over_only_the_needed_key_blocks(monkeypatch):
     seen = []
-    real = attn._sdpa_guarded
+    real = attn._sdpa
 
-    def spy(q, k, v, allowed):
+    def spy(q, k, v, allowed, **kwargs):
         seen.append(tuple(k.shape))
-        return real(q, k, v, allowed)
+        return real(q, k, v, allowed, **kwargs)
 
-    monkeypatch.setattr(attn, "_sdpa_guarded", spy)
+    monkeypatch.setattr(attn, "_sdpa", spy)
     q, k, v = qkv(1, 2, 1024, 1024, 16)
     attention_sparse(q, k, v, masks.window(1024, 128), block_size=64)
     # A +-64 window needs the block itself and one on each side: 3 * 64 keys, not 1024.
@@ -199,6 +196,48 @@ def test_bert_eager_attention_from_transformers_agrees():
     for backend in AVAILABLE:
         ours = attention(q, k, v, m, backend=backend).transpose(1, 2)
         torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5, msg=backend)
+
+
+# --- bias, scale, probabilities, dropout ----------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["eager", "sdpa"])
+def test_score_bias_and_scale_enter_the_softmax(backend):
+    # The hook DeBERTa-style relative positions use: an additive (B|1, H|1, Q, K) bias.
+    q, k, v = qkv(2, 3, 6, 6, 8, seed=4)
+    bias = torch.randn(1, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+    m = masks.causal(6) & masks.padding(torch.tensor([[1] * 6, [0] + [1] * 5]))  # one empty row
+    out = attention(q, k, v, m, backend, bias=bias, scale=0.1)
+    ref = reference(q, k, v, m.allowed, bias, 0.1).float()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    assert (out - attention(q, k, v, m, backend)).abs().max() > 1e-2  # the bias mattered
+    with pytest.raises(ValueError, match="score bias of shape"):
+        attention(q, k, v, m, backend, bias=bias[..., :5])
+
+
+def test_probabilities_come_with_any_backend_and_sum_to_one():
+    q, k, v = qkv(2, 2, 5, 5, 8, seed=6)
+    m = masks.causal(5) & ~masks.global_tokens(5, [2])  # rows see no key at 2; row 2 sees none
+    want_out, want_probs = reference(q, k, v, m.allowed, probs=True)
+    for backend in AVAILABLE:
+        with torch.no_grad():
+            out, probs = attention(q, k, v, m, backend, return_probs=True)
+        torch.testing.assert_close(probs.double(), want_probs, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(out.double(), want_out, atol=1e-5, rtol=1e-5)
+        assert bool((probs[:, :, 2] == 0).all())
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_dropout_on_the_probabilities(grad):
+    # grad=True takes CPU training's written-out path, False torch's SDPA dropout.
+    q, k, v = (t.requires_grad_(grad) for t in qkv(1, 2, 32, 32, 8, seed=7))
+    ref = attention(q, k, v, masks.causal(32))
+    torch.manual_seed(0)
+    a = attention(q, k, v, masks.causal(32), dropout_p=0.5)
+    torch.manual_seed(0)
+    assert torch.equal(a, attention(q, k, v, masks.causal(32), dropout_p=0.5))  # seeded
+    assert not bool(a.isnan().any()) and (a - ref).abs().max() > 1e-2
+    with pytest.raises(ValueError, match=r"dropout_p must lie in \[0, 1\)"):
+        attention(q, k, v, None, dropout_p=1.0)
 
 
 # --- errors that name the problem and the fix ---------------------------------------------

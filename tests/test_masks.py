@@ -358,12 +358,29 @@ def test_combining_wrong_shapes_names_both_and_the_layout():
     assert "(1, 1, 4, 4)" in text and "(2, 1, 1, 5)" in text and "(B, H|1, Q, K)" in text
 
 
-def test_check_broadcast_and_expand():
+def test_check_broadcast_and_resolve():
     masks.check_broadcast((2, 1, 1, 5), (2, 4, 5, 5))
     with pytest.raises(ValueError, match=r"\(2, 1, 1, 5\).*\(3, 4, 5, 5\).*\(B, H\|1, Q, K\)"):
         masks.check_broadcast((2, 1, 1, 5), (3, 4, 5, 5))
-    m = masks.padding(torch.tensor([[1, 0]])).expand(1, 3, 2, 2)
-    assert m.shape == (1, 3, 2, 2)
+    assert masks.resolve(None, (2, 4, 5, 5)) is None
+    two_d = masks.resolve(torch.ones(5, 5, dtype=torch.bool), (2, 4, 5, 5))
+    assert two_d.shape == (1, 1, 5, 5)
+    with pytest.raises(TypeError, match="must be boolean.*from_hf"):
+        masks.resolve(torch.ones(5, 5), (2, 4, 5, 5))
+
+
+def test_constructors_refuse_masks_too_large_to_build(monkeypatch):
+    # causal(10**6) once tried to allocate 1 TB; now every (L, L) constructor says the size.
+    with pytest.raises(masks.MaskTooLarge, match=r"causal\(1000000\).*\(1,862\.6 GiB\).*MAX_MASK"):
+        masks.causal(10**6)
+    monkeypatch.setattr(masks, "MAX_MASK_BYTES", 500)  # 30 x 30 bools are too many
+    for build in (lambda: masks.full(30), lambda: masks.window(30, 4),
+                  lambda: masks.global_tokens(30, [0]), lambda: masks.block_sparse(30, 4),
+                  lambda: masks.prefix_lm(30, 3), lambda: masks.document(torch.zeros(2, 30, dtype=torch.long)),
+                  lambda: masks.document_from_lengths([10, 20])):
+        with pytest.raises(ValueError, match="over the limit of 500 bytes"):
+            build()
+    assert masks.causal(15).shape == (1, 1, 15, 15)  # 450 bytes: fine
 
 
 # --- conversions --------------------------------------------------------------------------
@@ -384,12 +401,12 @@ def test_to_additive_is_zero_or_minus_inf_and_softmax_safe(dtype):
         m.to_additive(torch.int32)
 
 
-def test_to_sdpa_matches_additive_in_torch_sdpa():
+def test_bool_and_additive_masks_agree_in_torch_sdpa():
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 2, 6, 8) for _ in range(3))
     m = masks.window(6, 2) & masks.padding(torch.tensor([[1] * 6, [1, 1, 1, 1, 0, 0]]))
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    a = sdpa(q, k, v, attn_mask=m.to_sdpa())
+    a = sdpa(q, k, v, attn_mask=m.allowed)
     b = sdpa(q, k, v, attn_mask=m.to_additive(torch.float32))
     torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
 
@@ -409,7 +426,7 @@ def test_to_block_mask_equals_the_mask_in_flex_attention():
     m = (masks.window(n, 40) | masks.global_tokens(n, [0])) & masks.padding(am)
     q, k, v = (torch.randn(2, 2, n, 16) for _ in range(3))
     out = _flex(q, k, v, m.to_block_mask(64))
-    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m.to_sdpa())
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m.allowed)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
@@ -430,7 +447,7 @@ def test_to_block_mask_of_a_padding_mask_needs_the_query_length():
     q, k, v = (torch.randn(2, 1, 16, 8) for _ in range(3))
     bm = masks.padding(am).to_block_mask(8, q_len=16)
     ref = torch.nn.functional.scaled_dot_product_attention(
-        q, k, v, attn_mask=masks.padding(am).to_sdpa()
+        q, k, v, attn_mask=masks.padding(am).allowed
     )
     torch.testing.assert_close(_flex(q, k, v, bm), ref, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="q_len=5"):

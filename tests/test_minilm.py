@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from unmask.checkpoints import check_tokenizer, load, save
-from unmask.heads import Embedder
 from unmask.model import Encoder
 from unmask.tokenizer import Tokenizer
 
@@ -71,14 +70,14 @@ def test_hidden_states_match_transformers(tokenizer):
 
 
 def test_embedder_reads_the_sentence_transformers_settings():
-    model = Embedder.from_pretrained(MODEL_DIR)
+    model = load(MODEL_DIR, task="embedding")
     assert (model.pooling, model.normalize, model.max_length) == ("mean", True, 256)
-    assert model.encoder.backend == "unpadded"
+    assert model.encoder.layout == "unpadded"
 
 
 def test_embeddings_and_similarities_match_sentence_transformers(tokenizer,
                                                                   sentence_transformer):
-    ours = Embedder.from_pretrained(MODEL_DIR).encode(SENTENCES, tokenizer)
+    ours = load(MODEL_DIR, task="embedding").encode(SENTENCES, tokenizer)
     theirs = sentence_transformer.encode(SENTENCES, convert_to_tensor=True)
     assert ours.shape == theirs.shape == (len(SENTENCES), 384)
     assert (ours - theirs).abs().max().item() <= TOL
@@ -91,13 +90,13 @@ def test_embeddings_and_similarities_match_sentence_transformers(tokenizer,
 
 def test_long_text_is_truncated_like_sentence_transformers(tokenizer, sentence_transformer):
     text = " ".join(SENTENCES * 12)  # ~700 tokens: both cut at max_seq_length = 256
-    ours = Embedder.from_pretrained(MODEL_DIR).encode([text], tokenizer)
+    ours = load(MODEL_DIR, task="embedding").encode([text], tokenizer)
     theirs = sentence_transformer.encode([text], convert_to_tensor=True)
     assert (ours - theirs).abs().max().item() <= TOL
 
 
 def test_forward_and_encode_agree(tokenizer):
-    model = Embedder.from_pretrained(MODEL_DIR)
+    model = load(MODEL_DIR, task="embedding")
     ids, mask, _ = _batch(tokenizer, SENTENCES)
     with torch.no_grad():
         direct = model(ids, mask).embeddings
@@ -110,7 +109,7 @@ def test_real_sentences_match_sentence_transformers(tokenizer, sentence_transfor
     path = next(p for p in sorted((DATA / "sst2").iterdir()) if "dev" in p.name)
     with open(path, encoding="utf-8") as f:
         texts = [row["sentence"] for row in csv.DictReader(f, delimiter="\t")][:120]
-    ours = Embedder.from_pretrained(MODEL_DIR).encode(texts, tokenizer)
+    ours = load(MODEL_DIR, task="embedding").encode(texts, tokenizer)
     theirs = sentence_transformer.encode(texts, convert_to_tensor=True, batch_size=64)
     assert (ours - theirs).abs().max().item() <= TOL
 
@@ -118,7 +117,7 @@ def test_real_sentences_match_sentence_transformers(tokenizer, sentence_transfor
 def test_saved_embedder_loads_in_sentence_transformers(tokenizer, sentence_transformer,
                                                        tmp_path):
     st = pytest.importorskip("sentence_transformers")
-    model = Embedder.from_pretrained(MODEL_DIR)
+    model = load(MODEL_DIR, task="embedding")
     save(model, tmp_path, format="hf")
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
                  "special_tokens_map.json"):
@@ -136,7 +135,7 @@ def test_tokenizer_matches_the_model(tokenizer):
 @pytest.mark.parametrize("backend", ["unpadded", "sdpa"])
 def test_bfloat16_embeddings_stay_close_to_float32(tokenizer, backend):
     # The bf16 mode bench_embed.py times: bf16 weights and activations, float32 out.
-    model = Embedder.from_pretrained(MODEL_DIR, backend=backend)
+    model = load(MODEL_DIR, task="embedding", backend=backend)
     ref = model.encode(SENTENCES, tokenizer)
     half = model.to(torch.bfloat16).encode(SENTENCES, tokenizer)
     assert half.dtype == torch.float32 and half.shape == ref.shape

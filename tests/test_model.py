@@ -1,5 +1,6 @@
-"""The encoder, its configs and heads: backends agree, padding and masks behave, losses are
-right, training works. (Parity with transformers lives in test_checkpoints.py.)"""
+"""The encoder: kernels and layouts agree, padding and masks behave, training works.
+(Parity with transformers lives in test_checkpoints.py / test_minilm.py; heads in
+test_heads.py, configs in test_config.py.)"""
 
 from __future__ import annotations
 
@@ -10,17 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from unmask import masks
-from unmask.config import EncoderConfig, preset
-from unmask.heads import (
-    Embedder,
-    MaskedLM,
-    QuestionAnswering,
-    ReplacedTokenDetector,
-    SequenceClassifier,
-    TokenClassifier,
-    pool,
-)
-from unmask.model import ENCODER_BACKENDS, Encoder, init_weights
+from unmask.attention import BACKENDS as KERNELS
+from unmask.attention import attention
+from unmask.config import EncoderConfig
+from unmask.heads import Embedder, MaskedLM
+from unmask.model import LAYOUTS, Encoder, init_weights
 
 V = 60
 TOL = 1e-5
@@ -43,16 +38,23 @@ CONFIGS = {
 }
 
 
-def _backends():
-    out = list(ENCODER_BACKENDS)
+def _kernels():
     try:
         masks.require_flex()
     except RuntimeError:
-        out.remove("flex")
-    return out
+        return [k for k in KERNELS if k != "flex"]
+    return list(KERNELS)
 
 
-BACKENDS = _backends()
+# "kernel/layout" runs: every kernel on the padded layout, and the unpadded layout on the
+# fused kernel and the written-out one (ALL_RUNS: every pair, for the agreement tests).
+ALL_RUNS = [f"{k}/{lay}" for k in _kernels() for lay in LAYOUTS]
+BACKENDS = [f"{k}/padded" for k in _kernels()] + ["sdpa/unpadded", "eager/unpadded"]
+
+
+def _opts(run: str) -> dict:
+    backend, layout = run.split("/")
+    return {"backend": backend, "layout": layout}
 
 
 def _model(name: str, seed: int = 0) -> Encoder:
@@ -77,48 +79,14 @@ def _close(a, b, what=""):
     assert err <= TOL, f"{what} differs by {err:.2e}"
 
 
-# --- config ---------------------------------------------------------------------------------
-
-def test_presets_have_bert_sizes():
-    sizes = {name: (preset(name).num_layers, preset(name).hidden_size) for name in
-             ("tiny", "mini", "small", "base")}
-    assert sizes == {"tiny": (2, 128), "mini": (4, 256), "small": (4, 512), "base": (12, 768)}
-    assert preset("mini", vocab_size=8000).vocab_size == 8000
-    assert preset("base").head_dim == 64
-    with pytest.raises(ValueError, match="unknown preset 'huge'"):
-        preset("huge")
-
-
-@pytest.mark.parametrize("bad,match", [
-    ({"hidden_size": 30, "num_heads": 4}, "not divisible by num_heads"),
-    ({"activation": "swiglu"}, "activation must be one of"),
-    ({"norm": "sandwich"}, "norm must be"),
-    ({"position": "alibi"}, "position must be one of"),
-    ({"num_layers": 0}, "num_layers must be a positive int"),
-    ({"shared_layers": 20}, "exceeds num_layers"),
-    ({"hidden_dropout": 1.5}, "hidden_dropout must lie in"),
-])
-def test_config_rejects_bad_values(bad, match):
-    with pytest.raises(ValueError, match=match):
-        EncoderConfig(**bad)
-
-
-def test_config_dict_round_trip_and_typos():
-    cfg = CONFIGS["modernbert"]
-    assert EncoderConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="unknown EncoderConfig field.*num_hidden_layers"):
-        EncoderConfig.from_dict({**cfg.to_dict(), "num_hidden_layers": 3})
-    assert [cfg.is_local(i) for i in range(3)] == [False, True, True]
-    assert [cfg.rope_theta_of(i) for i in range(3)] == [160000.0, 10000.0, 10000.0]
-    albert = CONFIGS["albert"]
-    assert albert.num_blocks == 1 and [albert.block_of(i) for i in range(3)] == [0, 0, 0]
-
+# --- structure ------------------------------------------------------------------------------
 
 def test_shared_layers_share_weights():
     shared, separate = Encoder(CONFIGS["albert"]), Encoder(CONFIGS["albert"].replace(
         shared_layers=None))
     assert len(shared.layers) == 1 and len(separate.layers) == 3
-    assert shared.num_parameters() < separate.num_parameters()
+    assert sum(p.numel() for p in shared.parameters()) < sum(
+        p.numel() for p in separate.parameters())
 
 
 # --- backends agree -------------------------------------------------------------------------
@@ -130,8 +98,8 @@ def test_backends_agree(name):
     ids, mask = _batch([17, 9, 1, 13], pad=pad)
     with torch.no_grad():
         ref = model(ids, mask, output_hidden_states=True, backend="eager")
-        for backend in BACKENDS:
-            out = model(ids, mask, output_hidden_states=True, backend=backend)
+        for backend in ALL_RUNS:
+            out = model(ids, mask, output_hidden_states=True, **_opts(backend))
             for i, (a, b) in enumerate(zip(out.hidden_states, ref.hidden_states)):
                 _close(a[mask], b[mask], f"{name}/{backend} hidden_states[{i}]")
             _close(out.last_hidden_state[mask], ref.last_hidden_state[mask], f"{name}/{backend}")
@@ -139,14 +107,14 @@ def test_backends_agree(name):
     assert torch.equal(ref.hidden_states[-1], ref.last_hidden_state)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ALL_RUNS)
 def test_backends_agree_under_an_explicit_mask(backend):
     model = _model("modernbert")
     ids, mask = _batch([16, 11, 5])
     causal = masks.causal(16)
     with torch.no_grad():
         ref = model(ids, mask, mask=causal, backend="eager").last_hidden_state
-        out = model(ids, mask, mask=causal, backend=backend).last_hidden_state
+        out = model(ids, mask, mask=causal, **_opts(backend)).last_hidden_state
     _close(out[mask], ref[mask], backend)
 
 
@@ -154,7 +122,7 @@ def test_unpadded_without_padding_but_with_a_mask():
     model = _model("modernbert")
     ids, _ = _batch([9, 9])
     with torch.no_grad():
-        a = model(ids, mask=masks.causal(9), backend="unpadded").last_hidden_state
+        a = model(ids, mask=masks.causal(9), layout="unpadded").last_hidden_state
         b = model(ids, mask=masks.causal(9), backend="eager").last_hidden_state
     _close(a, b, "unpadded, no attention_mask")
 
@@ -163,7 +131,7 @@ def test_unpadded_path_gives_zeros_at_padding():
     model = _model("bert")
     ids, mask = _batch([8, 3])
     with torch.no_grad():
-        out = model(ids, mask, backend="unpadded").last_hidden_state
+        out = model(ids, mask, layout="unpadded").last_hidden_state
     assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
 
 
@@ -176,12 +144,12 @@ def test_outputs_do_not_depend_on_padding_or_batch_mates(name, backend):
     pad = CONFIGS[name].pad_token_id
     sentence = torch.randint(2, V, (1, 9), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
-        alone = model(sentence, backend=backend).last_hidden_state[0]  # (9, H)
+        alone = model(sentence, **_opts(backend)).last_hidden_state[0]  # (9, H)
         for lengths, seed in (([9, 20, 4], 1), ([9, 2], 2), ([9, 9, 9], 3)):
             for left in (False, True):
                 ids, mask = _batch(lengths, seed=seed, pad=pad, left=left)
                 ids[0][mask[0]] = sentence[0]
-                out = model(ids, mask, backend=backend).last_hidden_state[0][mask[0]]
+                out = model(ids, mask, **_opts(backend)).last_hidden_state[0][mask[0]]
                 _close(out, alone, f"lengths={lengths} left={left}")
 
 
@@ -193,8 +161,8 @@ def test_causal_mask_hides_the_future(backend):
     perturbed[:, 6] = (ids[:, 6] + 7) % V
     causal = masks.causal(14)
     with torch.no_grad():
-        a = model(ids, mask, mask=causal, backend=backend).last_hidden_state
-        b = model(perturbed, mask, mask=causal, backend=backend).last_hidden_state
+        a = model(ids, mask, mask=causal, **_opts(backend)).last_hidden_state
+        b = model(perturbed, mask, mask=causal, **_opts(backend)).last_hidden_state
     _close(a[:, :6], b[:, :6], "positions before the change")
     assert (a[:, 6:][mask[:, 6:]] - b[:, 6:][mask[:, 6:]]).abs().max() > 1e-3  # the rest moves
 
@@ -208,8 +176,8 @@ def test_window_mask_limits_the_receptive_field(backend):
     perturbed[:, 10] = (ids[:, 10] + 3) % V
     window = masks.window(20, 4)
     with torch.no_grad():
-        a = model(ids, mask, mask=window, backend=backend).last_hidden_state
-        b = model(perturbed, mask, mask=window, backend=backend).last_hidden_state
+        a = model(ids, mask, mask=window, **_opts(backend)).last_hidden_state
+        b = model(perturbed, mask, mask=window, **_opts(backend)).last_hidden_state
     far = torch.ones(20, dtype=torch.bool)
     far[6:15] = False
     _close(a[:, far][mask[:, far]], b[:, far][mask[:, far]], "outside the window")
@@ -239,7 +207,7 @@ def test_fully_masked_rows_give_zeros_not_nan():
     none[3] = False  # query 3 may attend nothing
     for backend in BACKENDS:
         with torch.no_grad():
-            out = model(ids, mask, mask=none, backend=backend).last_hidden_state
+            out = model(ids, mask, mask=none, **_opts(backend)).last_hidden_state
         assert torch.isfinite(out).all(), backend
 
 
@@ -298,127 +266,9 @@ def test_clear_input_errors():
         Encoder({"hidden_size": 32})
 
 
-# --- heads and losses -----------------------------------------------------------------------
-
 def _mlm(seed=0):
     torch.manual_seed(seed)
     return MaskedLM(CONFIGS["bert"]).eval()
-
-
-def test_mlm_masked_only_matches_full_logits_and_loss():
-    model = _mlm()
-    ids, mask = _batch([12, 7])
-    labels = torch.full_like(ids, -100)
-    labels[0, [1, 5, 9]] = ids[0, [1, 5, 9]]
-    labels[1, 3] = 17
-    with torch.no_grad():
-        full = model(ids, mask, labels=labels)
-        sparse = model(ids, mask, labels=labels, masked_only=True, backend="unpadded")
-    assert sparse.logits.shape == (4, V)
-    flat = full.logits.reshape(-1, V)[sparse.positions]
-    _close(sparse.logits, flat, "masked logits")
-    expected = F.cross_entropy(flat, labels.reshape(-1)[sparse.positions])
-    _close(sparse.loss, expected, "loss")
-    _close(full.loss, expected, "full loss")
-    with pytest.raises(ValueError, match="pass labels"):
-        model(ids, mask, masked_only=True)
-
-
-def test_mlm_decoder_is_tied_to_the_word_embeddings():
-    model = _mlm()
-    ids, mask = _batch([6])
-    labels = ids.clone()
-    model.train()
-    model(ids, mask, labels=labels).loss.backward()
-    word = model.encoder.embeddings.word.weight
-    assert model.head.decoder is None and word.grad is not None
-    # Rows of tokens absent from the input still get gradient: through the tied decoder only.
-    absent = min(set(range(2, V)) - set(ids.flatten().tolist()))
-    assert word.grad[absent].abs().sum() > 0
-
-
-def test_mlm_without_labelled_positions_has_zero_loss():
-    model = _mlm()
-    ids, mask = _batch([6])
-    out = model(ids, mask, labels=torch.full_like(ids, -100))
-    assert out.loss.item() == 0.0
-
-
-def test_sequence_classifier_losses():
-    torch.manual_seed(0)
-    ids, mask = _batch([8, 5, 3])
-    reg = SequenceClassifier(CONFIGS["bert"], num_labels=1).eval()
-    target = torch.tensor([0.5, -1.0, 2.0])
-    out = reg(ids, mask, labels=target)
-    assert out.logits.shape == (3, 1)
-    _close(out.loss, F.mse_loss(out.logits.squeeze(-1), target), "regression")
-
-    clf = SequenceClassifier(CONFIGS["bert"], num_labels=3).eval()
-    labels = torch.tensor([2, -100, 0])
-    out = clf(ids, mask, labels=labels)
-    _close(out.loss, F.cross_entropy(out.logits[[0, 2]], labels[[0, 2]]), "single label")
-
-    multi = torch.tensor([[1.0, 0, 1], [0, 0, 0], [0, 1, 1]])
-    out = clf(ids, mask, labels=multi)
-    _close(out.loss, F.binary_cross_entropy_with_logits(out.logits, multi), "multi label")
-    with pytest.raises(ValueError, match="num_labels must be a positive int"):
-        SequenceClassifier(CONFIGS["bert"], num_labels=0)
-
-
-def test_token_classifier_ignores_minus_100():
-    torch.manual_seed(0)
-    model = TokenClassifier(CONFIGS["bert"], num_labels=4).eval()
-    ids, mask = _batch([7, 4])
-    labels = torch.randint(0, 4, ids.shape).masked_fill(~mask, -100)
-    out = model(ids, mask, labels=labels)
-    assert out.logits.shape == (2, 7, 4)
-    _close(out.loss, F.cross_entropy(out.logits[mask], labels[mask]), "token loss")
-    with pytest.raises(ValueError, match="labels have shape"):
-        model(ids, mask, labels=labels[:, :3])
-
-
-def test_question_answering_loss_ignores_out_of_range_spans():
-    torch.manual_seed(0)
-    model = QuestionAnswering(CONFIGS["bert"]).eval()
-    ids, mask = _batch([9, 9])
-    out = model(ids, mask, start_positions=torch.tensor([2, 50]),
-                end_positions=torch.tensor([4, 60]))
-    assert out.start_logits.shape == (2, 9)
-    expected = (F.cross_entropy(out.start_logits[:1], torch.tensor([2]))
-                + F.cross_entropy(out.end_logits[:1], torch.tensor([4]))) / 2
-    _close(out.loss, expected, "qa loss")
-
-
-def test_replaced_token_detection_loss_over_real_labelled_tokens():
-    torch.manual_seed(0)
-    model = ReplacedTokenDetector(CONFIGS["bert"]).eval()
-    ids, mask = _batch([6, 3])
-    labels = torch.randint(0, 2, ids.shape)
-    labels[0, 0] = -100
-    out = model(ids, mask, labels=labels)
-    keep = mask & (labels != -100)
-    _close(out.loss, F.binary_cross_entropy_with_logits(out.logits[keep],
-                                                        labels[keep].float()), "rtd loss")
-
-
-def test_pooling_respects_the_mask():
-    hidden = torch.randn(3, 5, 4)
-    mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]).bool()
-    _close(pool(hidden, mask, "mean")[0], hidden[0, :3].mean(0), "mean")
-    _close(pool(hidden, mask, "max")[1], hidden[1, 2:].amax(0), "max")
-    _close(pool(hidden, mask, "cls")[1], hidden[1, 2], "cls = first real token")
-    for mode in ("mean", "max", "cls"):
-        assert torch.equal(pool(hidden, mask, mode)[2], torch.zeros(4)), mode
-    with pytest.raises(ValueError, match="pooling must be one of"):
-        pool(hidden, mask, "sum")
-
-
-def test_embedder_normalises():
-    torch.manual_seed(0)
-    model = Embedder(CONFIGS["bert"]).eval()
-    ids, mask = _batch([7, 3])
-    emb = model(ids, mask).embeddings
-    _close(emb.norm(dim=-1), torch.ones(2), "unit norm")
 
 
 # --- training -------------------------------------------------------------------------------
@@ -427,11 +277,11 @@ def test_gradients_agree_between_padded_and_unpadded():
     ids, mask = _batch([10, 6, 3])
     labels = ids.masked_fill(~mask, -100)
     grads = {}
-    for backend in ("sdpa", "unpadded"):
+    for layout in LAYOUTS:
         model = _mlm(seed=1)
-        model(ids, mask, labels=labels, backend=backend).loss.backward()
-        grads[backend] = {n: p.grad.clone() for n, p in model.named_parameters()}
-    for name, g in grads["sdpa"].items():
+        model(ids, mask, labels=labels, layout=layout).loss.backward()
+        grads[layout] = {n: p.grad.clone() for n, p in model.named_parameters()}
+    for name, g in grads["padded"].items():
         _close(grads["unpadded"][name], g, name)
 
 
@@ -444,7 +294,7 @@ def test_training_reduces_the_mlm_loss():
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(40):
-        loss = model(corrupted, mask, labels=labels, backend="unpadded").loss
+        loss = model(corrupted, mask, labels=labels, layout="unpadded").loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -461,40 +311,54 @@ def test_dropout_only_in_training():
     assert (a - b).abs().max() > 1e-4
     causal = masks.causal(8)
     with torch.no_grad():  # attention dropout with a mask: still finite
-        assert torch.isfinite(model(ids, mask, mask=causal, backend="unpadded").logits).all()
+        assert torch.isfinite(model(ids, mask, mask=causal, layout="unpadded").logits).all()
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(ids, mask).logits, model(ids, mask).logits)
 
 
-@pytest.mark.parametrize("backend", ["sdpa", "unpadded"])
+@pytest.mark.parametrize("backend", ["sdpa/padded", "sdpa/unpadded"])
 def test_bfloat16_stays_close_to_float32(backend):
     model = _model("modernbert")
     ids, mask = _batch([12, 5])
     with torch.no_grad():
-        ref = model(ids, mask, backend=backend).last_hidden_state[mask]
-        out = model.to(torch.bfloat16)(ids, mask, backend=backend).last_hidden_state[mask]
+        ref = model(ids, mask, **_opts(backend)).last_hidden_state[mask]
+        out = model.to(torch.bfloat16)(ids, mask, **_opts(backend)).last_hidden_state[mask]
     assert out.dtype == torch.bfloat16
     cos = F.cosine_similarity(out.float(), ref, dim=-1)
     assert cos.min() > 0.99
 
 
 def test_training_attention_on_cpu_matches_sdpa_values_and_gradients():
-    """CPU training runs written-out attention (faster there); same function as SDPA."""
-    from unmask.attention import attention
-    from unmask.model import _attention_for_training
-
+    """CPU training runs "sdpa" written out (faster there); "sparse" runs torch's SDPA on the
+    gathered blocks: the same values and gradients."""
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(3, 2, 7, 8, generator=g) for _ in range(3))
     mask = torch.rand(3, 1, 7, 7, generator=g) > 0.4
     mask[0, 0, 2] = False  # a query with no allowed key outputs zeros
     grads = []
-    for fn in (lambda *t: _attention_for_training(*t, mask, 0.0),
-               lambda *t: attention(*t, mask, "sdpa")):
+    for backend in ("sdpa", "sparse"):
         leaves = [t.clone().requires_grad_() for t in (q, k, v)]
-        out = fn(*leaves)
+        out = attention(*leaves, mask, backend)
         out.pow(2).sum().backward()
         grads.append((out.detach(), *(t.grad for t in leaves)))
     for mine, ref in zip(*grads, strict=True):
         torch.testing.assert_close(mine, ref, atol=1e-5, rtol=1e-5)
     assert torch.all(grads[0][0][0, :, 2] == 0)
+
+
+def test_layout_is_its_own_setting_and_the_old_spelling_still_works():
+    model = _model("bert")
+    ids, mask = _batch([8, 3])
+    assert (model.backend, model.layout) == ("sdpa", "padded")
+    with torch.no_grad():
+        new = model(ids, mask, backend="eager", layout="unpadded").last_hidden_state
+        model.backend = "unpadded"  # the older spelling: the unpadded layout on "sdpa"
+        assert (model.backend, model.layout) == ("sdpa", "unpadded")
+        old = model(ids, mask).last_hidden_state
+    assert torch.equal(old[~mask], torch.zeros_like(old[~mask]))  # unpadded: zeros at padding
+    _close(new[mask], old[mask], "eager/unpadded vs sdpa/unpadded")
+    assert Encoder(CONFIGS["bert"], backend="unpadded").layout == "unpadded"
+    assert Embedder(CONFIGS["bert"]).encoder.layout == "unpadded"
+    with pytest.raises(ValueError, match="unknown layout 'packed'"):
+        model(ids, mask, layout="packed")

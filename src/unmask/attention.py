@@ -1,24 +1,31 @@
-"""Scaled dot-product attention under a boolean mask, four interchangeable backends.
+"""Scaled dot-product attention under a boolean mask: one function, four kernels.
 
 Axes: B batch, H heads, Q queries, K keys, D head dim; nq / nk query / key blocks, bq / bk their
 sizes, m the most key blocks any query block needs.
 Mask convention: boolean, True = may attend, broadcastable to (B, H, Q, K) (see unmask.masks).
-A query row with no allowed key returns zeros, never NaN, in every backend and dtype.
+A query row with no allowed key returns zeros, never NaN, in every kernel and dtype: one guard,
+`_open_empty_rows`, lets such rows see every key (so no softmax divides by zero) and their
+outputs are zeroed afterwards.
 
-Backends (same inputs, same result):
-  "eager"   the reference softmax(QK^T / sqrt(D) + M) V, scores materialised (B, H, Q, K).
-  "sdpa"    torch's fused scaled_dot_product_attention with a bool mask. Default.
+Kernels (`backend=`; same inputs, same result up to rounding):
+  "eager"   written out: softmax(QK^T * scale + bias + M) V with the scores materialised
+            (B, H, Q, K). The reference; also the only kernel that returns probabilities, and
+            the one CPU training runs for "sdpa" up to L = 512, where it is faster than torch's
+            SDPA backward (benchmarks/RESULTS.md).
+  "sdpa"    torch's fused scaled_dot_product_attention. The default.
   "sparse"  block-sparse: per query block, gathers only the key blocks the mask allows and
             attends over those; work and memory scale with the allowed blocks, not Q * K.
-            Pays off for local / block-sparse masks on long sequences (see
-            benchmarks/bench_sliding_window.py); for dense masks it only adds gathering.
+            Pays off for local / block-sparse masks on long sequences; for dense masks it only
+            adds gathering.
   "flex"    torch FlexAttention (torch >= 2.5) with a BlockMask built from the mask. On CUDA it
             runs torch.compile'd (the fused, block-skipping kernel). On CPU it runs uncompiled
-            by default, i.e. flex's slow reference path that materialises the scores, because
-            compiling costs 10-20 s per new shape on a small CPU and this torch's compiled CPU
-            kernel is wrong for lengths off its 128 tile. attention_flex(..., compile=True)
-            compiles anyway (padding to whole tiles); on CPU "sparse" is the fast choice.
-            torch has no flex backward on CPU: there it is for inference only.
+            by default (flex's reference path, which materialises the scores), because compiling
+            costs seconds per new shape there and this torch's compiled CPU kernel is wrong for
+            lengths off its 128 tile; attention_flex(..., compile=True) compiles anyway,
+            padding to whole tiles. torch has no flex backward on CPU: there it is inference only.
+Extras of `attention`: an additive score `bias` (relative positions, ALiBi, DeBERTa's
+disentangled terms) on "eager" / "sdpa", a custom `scale`, `dropout_p` on the probabilities,
+`return_probs` for pictures. Dropout on "sparse" / "flex" runs "sdpa" (they have none).
 """
 
 from __future__ import annotations
@@ -29,9 +36,101 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from unmask.masks import Mask, check_broadcast, require_flex
+from unmask.dropout import dropout
+from unmask.masks import Mask, check_broadcast, require_flex, resolve
 
 BACKENDS = ("eager", "sdpa", "sparse", "flex")
+
+# CPU training runs "sdpa" written out up to this many queries (its backward is faster there).
+_WRITTEN_OUT_MAX_LEN = 512
+
+
+def attention(q, k, v, mask=None, backend: str = "sdpa", *, bias: torch.Tensor | None = None,
+              scale: float | None = None, dropout_p: float = 0.0, return_probs: bool = False):
+    """Attention with the chosen kernel: "eager", "sdpa" (default), "sparse" or "flex".
+
+    q: (B, H, Q, D), k: (B, H, K, D), v: (B, H, K, Dv), one float dtype.
+    mask: `unmask.masks.Mask`, bool tensor broadcastable to (B, H, Q, K) (True = may attend),
+        a FlexAttention BlockMask (backend "flex" only), or None (all pairs attend).
+    bias: float tensor broadcastable to (B, H, Q, K), added to the scaled scores before the
+        mask ("eager" and "sdpa").
+    scale: multiplies QK^T; default 1 / sqrt(D).
+    dropout_p: dropout on the probabilities (pass 0 outside training).
+    return_probs: also return the probabilities (written out, whatever the backend).
+    Returns (B, H, Q, Dv) in q's dtype, or (output, probabilities (B, H, Q, K)) with
+    return_probs. A query with no allowed key outputs zeros (and all-zero probabilities).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"unknown attention backend {backend!r}; choose one of {', '.join(BACKENDS)}"
+        )
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must lie in [0, 1), got {dropout_p!r}")
+    if backend in ("sparse", "flex") and bias is not None:
+        raise ValueError(f"backend {backend!r} takes no score bias; use 'sdpa' or 'eager'")
+    if backend in ("sparse", "flex") and not (dropout_p or return_probs):
+        fn = attention_sparse if backend == "sparse" else attention_flex
+        return fn(q, k, v, mask, scale=scale)
+    _check_qkv(q, k, v)
+    allowed = _resolve_mask(mask, q, k)
+    if bias is not None:
+        if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
+            raise TypeError(f"bias must be a float tensor, got {type(bias).__name__}")
+        check_broadcast(bias.shape, (*q.shape[:3], k.shape[2]), what="score bias")
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    if backend == "eager" or return_probs or (
+            q.device.type == "cpu" and q.requires_grad and torch.is_grad_enabled()
+            and q.shape[-2] <= _WRITTEN_OUT_MAX_LEN):
+        out, probs = _written_out(q, k, v, allowed, bias, scale, dropout_p)
+        return (out, probs) if return_probs else out
+    return _sdpa(q, k, v, allowed, bias, scale, dropout_p)
+
+
+# --- the guard and the two dense kernels ----------------------------------------------------
+
+def _open_empty_rows(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The guard for queries with no allowed key. allowed: bool (..., Q, K).
+
+    Returns (allowed, empty): empty is bool (..., Q, 1), True for such rows, or None when there
+    are none; the returned mask lets those rows see every key, so that no softmax is over
+    nothing (NaN). Callers zero those rows' outputs: `out.masked_fill(empty, 0.0)`.
+    """
+    empty = ~allowed.any(dim=-1, keepdim=True)
+    if not bool(empty.any()):
+        return allowed, None
+    return allowed | empty, empty
+
+
+def _written_out(q, k, v, allowed, bias, scale: float, dropout_p: float):
+    """softmax(QK^T * scale + bias + M) V with unmask's dropout; returns (output, probs)."""
+    scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, Q, K)
+    if bias is not None:
+        scores = scores + bias
+    empty = None
+    if allowed is not None:
+        allowed, empty = _open_empty_rows(allowed)
+        scores = scores + Mask(allowed).to_additive(scores.dtype)
+    # torch's softmax accumulates in float32 for fp16 / bf16 inputs: no overflow.
+    probs = torch.softmax(scores, dim=-1)
+    if empty is not None:
+        probs = probs.masked_fill(empty, 0.0)  # empty rows: zero weights, so zero output
+    probs = dropout(probs, dropout_p)
+    return probs @ v, probs  # (B, H, Q, Dv), (B, H, Q, K)
+
+
+def _sdpa(q, k, v, allowed, bias=None, scale=None, dropout_p: float = 0.0) -> torch.Tensor:
+    """torch's SDPA over any leading axes (..., L, D), with the guard; allowed may be None."""
+    empty = None
+    attn_mask = allowed
+    if allowed is not None:
+        attn_mask, empty = _open_empty_rows(allowed)
+    if bias is not None:
+        bias = bias.to(q.dtype)
+        attn_mask = bias if attn_mask is None else bias + Mask(attn_mask).to_additive(q.dtype)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p,
+                                         scale=scale)
+    return out if empty is None else out.masked_fill(empty, 0.0)
 
 
 # --- input checks -------------------------------------------------------------------------
@@ -53,81 +152,31 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
 
 def _resolve_mask(mask, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor | None:
     """Mask / bool tensor / None -> bool tensor broadcastable to (B, H, Q, K), or None."""
-    if mask is None:
-        return None
-    if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
-        raise TypeError(
-            f"attention mask must be boolean (True = may attend), got {mask.dtype}. Convert a "
-            "Hugging Face mask with unmask.masks.from_hf(...) or unmask.masks.padding(...)."
-        )
-    allowed = Mask(mask).allowed  # promotes (Q, K) to (1, 1, Q, K), refuses other shapes
-    check_broadcast(allowed.shape, (q.shape[0], q.shape[1], q.shape[2], k.shape[2]))
-    return allowed.to(q.device)
+    return resolve(mask, (*q.shape[:3], k.shape[2]), q.device)
 
 
-def _sdpa_guarded(q, k, v, allowed: torch.Tensor) -> torch.Tensor:
-    """SDPA over any leading axes (..., L, D) with the empty-row guard."""
-    has_key = allowed.any(dim=-1, keepdim=True)  # (..., Q, 1)
-    if bool(has_key.all()):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-    # Some SDPA kernels return NaN for a row with no allowed key: let such rows see every key,
-    # then zero their output.
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | ~has_key)
-    return out.masked_fill(~has_key, 0.0)
+# --- block-sparse ---------------------------------------------------------------------------
 
-
-# --- backends -----------------------------------------------------------------------------
-
-def attention_eager(q, k, v, mask=None) -> torch.Tensor:
-    """Reference softmax(QK^T / sqrt(D) + M) V, written out.
-
-    q: (B, H, Q, D), k: (B, H, K, D), v: (B, H, K, Dv), any float dtype.
-    mask: `Mask`, bool tensor broadcastable to (B, H, Q, K) (True = may attend), or None.
-    Returns (B, H, Q, Dv) in q's dtype. The softmax runs in float32 (no fp16/bf16 overflow).
-    """
-    _check_qkv(q, k, v)
-    allowed = _resolve_mask(mask, q, k)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, Q, K)
-    if allowed is None:
-        return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype) @ v
-    has_key = allowed.any(dim=-1, keepdim=True)  # (B|1, H|1, Q|1, 1)
-    # -inf where masked; rows with no allowed key get 0s instead, so softmax stays finite.
-    scores = scores.masked_fill(~allowed, float("-inf")).masked_fill(~has_key, 0.0)
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).masked_fill(~has_key, 0.0)
-    return weights.to(q.dtype) @ v
-
-
-def attention_sdpa(q, k, v, mask=None) -> torch.Tensor:
-    """Same result as `attention_eager`, on torch's fused scaled_dot_product_attention.
-
-    q: (B, H, Q, D), k: (B, H, K, D), v: (B, H, K, Dv); mask as in `attention_eager`.
-    Returns (B, H, Q, Dv) in q's dtype.
-    """
-    _check_qkv(q, k, v)
-    allowed = _resolve_mask(mask, q, k)
-    if allowed is None:
-        return F.scaled_dot_product_attention(q, k, v)
-    return _sdpa_guarded(q, k, v, allowed)
-
-
-def attention_sparse(q, k, v, mask=None, *, block_size: int = 64) -> torch.Tensor:
+def attention_sparse(q, k, v, mask=None, *, block_size: int = 64,
+                     scale: float | None = None) -> torch.Tensor:
     """Block-sparse attention: only the key blocks the mask touches are read.
 
-    q: (B, H, Q, D), k: (B, H, K, D), v: (B, H, K, Dv); mask as in `attention_eager`.
+    q: (B, H, Q, D), k: (B, H, K, D), v: (B, H, K, Dv); mask as in `attention`.
     block_size: query and key block length. Smaller blocks skip more of a thin pattern (a
         sliding window) but make more, smaller matmuls; 64 suits windows of ~128 and more.
-    Returns (B, H, Q, Dv) in q's dtype, equal to `attention_eager` up to float rounding.
+    Returns (B, H, Q, Dv) in q's dtype, equal to `attention(..., backend="eager")` up to
+    float rounding.
 
     How: cut queries and keys into blocks; from the mask, list per query block the key blocks
     with any allowed entry (padded to the largest count m with masked-out slots); gather those
     K / V blocks into (B, H, nq, m * bk, D) and run one batched masked SDPA over the query
-    blocks, in chunks that keep the gathered K / V under 64 MiB. Cost ~ Q * m * bk instead
-    of Q * K; a Python loop over chunks, never over single blocks.
+    blocks, in chunks that keep the gathered K / V under _GATHER_BYTES. Cost ~ Q * m * bk
+    instead of Q * K; a Python loop over chunks, never over single blocks.
     """
     _check_qkv(q, k, v)
     allowed = _resolve_mask(mask, q, k)
     if allowed is None:
-        return F.scaled_dot_product_attention(q, k, v)  # nothing to skip
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)  # nothing to skip
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be a positive int, got {block_size!r}")
     bsz, heads, q_len, dim = q.shape
@@ -179,9 +228,9 @@ def attention_sparse(q, k, v, mask=None, *, block_size: int = 64) -> torch.Tenso
         n = min(chunk, nq - c)
         kb = k_table.index_select(0, idx).view(bsz * heads, n, m * bk, dim)
         vb = v_table.index_select(0, idx).view(bsz * heads, n, m * bk, dim_v)
-        # One batched SDPA per chunk, 4-D so torch picks its fused kernel; it scales by
-        # 1/sqrt(D) of the last axis, which is still D here.
-        out[:, c:c + n] = _sdpa_guarded(q_blocks[:, c:c + n], kb, vb, sub_mask[:, c:c + n])
+        # One batched SDPA per chunk, 4-D so torch picks its fused kernel. A row's allowed
+        # keys all lie in its gathered blocks, so the guard sees the same empty rows.
+        out[:, c:c + n] = _sdpa(q_blocks[:, c:c + n], kb, vb, sub_mask[:, c:c + n], scale=scale)
     return out.reshape(bsz, heads, nq * bq, dim_v)[:, :, :q_len]
 
 
@@ -195,23 +244,25 @@ def _blocks_used(allowed: torch.Tensor, bq: int, bk: int) -> torch.Tensor:
     mb, mh, qp, kp = allowed.shape
     nq, nk = qp // bq, kp // bk
     if bk % 8 == 0 and allowed.storage_offset() % 8 == 0:
-        # Read 8 bools as one int64 word: a reduction over 8x fewer elements (a 4096^2 mask
-        # takes ~2 ms instead of ~20 ms). The bytes are 0/1, so a word is > 0 iff any is True.
+        # Read 8 bools as one int64 word: a reduction over 8x fewer elements. The bytes are
+        # 0/1, so a word is > 0 iff any of its 8 bools is True.
         words = allowed.view(torch.int64).view(mb, mh, nq, bq, nk, bk // 8)
         return words.amax(dim=-1).amax(dim=3) > 0
     return allowed.view(mb, mh, nq, bq, nk, bk).any(dim=-1).any(dim=3)
 
 
 # Most bytes of gathered K and V blocks held at once by attention_sparse (per chunk of query
-# blocks). Gathered K / V grow like L * m * bk, so long sequences need a bound; but each extra
-# chunk costs speed (2 chunks: ~1.3x slower at L=4096 on 2 CPU cores), so the bound is loose:
-# one chunk at L=4096 with blocks of 64.
+# blocks). Gathered K / V grow like L * m * bk, so long sequences need a bound; each extra
+# chunk costs speed, so the bound is loose: one chunk at L=4096 with blocks of 64.
 _GATHER_BYTES = 64 * 2**20
 
+
+# --- FlexAttention --------------------------------------------------------------------------
+
 _COMPILED_FLEX: dict[bool, object] = {}
-# Compiled flex on CPU (torch 2.13, measured): lengths that are not multiples of its 128 tile
-# gave wrong outputs (L=40: max error ~2), and recompiling with dynamic shapes hit C++ compile
-# errors. So on CPU we compile for static shapes and pad Q and K to whole tiles ourselves.
+# Compiled flex on CPU (torch 2.13): lengths that are not multiples of its 128 tile gave wrong
+# outputs, and recompiling with dynamic shapes hit C++ compile errors. So on CPU we compile for
+# static shapes and pad Q and K to whole tiles ourselves.
 _CPU_FLEX_TILE = 128
 
 
@@ -222,9 +273,8 @@ def _compiled_flex(on_cuda: bool):
     return _COMPILED_FLEX[on_cuda]
 
 
-def attention_flex(
-    q, k, v, mask=None, *, block_size: int = 128, compile: bool | None = None
-) -> torch.Tensor:
+def attention_flex(q, k, v, mask=None, *, block_size: int = 128, compile: bool | None = None,
+                   scale: float | None = None) -> torch.Tensor:
     """FlexAttention (torch >= 2.5) under the same mask convention.
 
     q: (B, H, Q, D), k: (B, H, K, D), v: (B, H, K, D); mask: `Mask`, bool tensor broadcastable to
@@ -233,11 +283,10 @@ def attention_flex(
     block_size: tile size of the BlockMask built from a Mask / bool tensor.
     compile: run torch.compile(flex_attention), the fused kernel that skips masked tiles.
         Default: True on CUDA, False elsewhere. Uncompiled flex is torch's reference path: it
-        materialises the (B, H, Q, K) scores and is slow (8 s for B=1, H=8, L=4096 on 2 CPU
-        cores). compile=True on CPU works (0.15 s for that call) but costs 10-20 s of compiling
-        per new shape; Q and K are then padded to whole 128-tiles, because this torch's CPU
-        kernel returned wrong values for other lengths. Prefer backend="sparse" on CPU.
-    Returns (B, H, Q, D) in q's dtype; rows with no allowed key are zeros.
+        materialises the (B, H, Q, K) scores and is slow. compile=True on CPU is fast per call
+        but compiles once per new shape; Q and K are then padded to whole 128-tiles, because
+        this torch's CPU kernel returned wrong values for other lengths. Prefer "sparse" on CPU.
+    Returns (B, H, Q, D) in q's dtype; rows with no allowed key are zeros (flex's own rule).
     Raises RuntimeError when this torch has no FlexAttention, NotImplementedError for a backward
     pass on CPU (torch has none).
     """
@@ -280,40 +329,13 @@ def attention_flex(
             else Mask(allowed).to_block_mask(block_size, q_len=q.shape[2])
         )
     if compile:
-        out = _compiled_flex(q.is_cuda)(q, k, v, block_mask=block_mask)
+        out = _compiled_flex(q.is_cuda)(q, k, v, block_mask=block_mask, scale=scale)
     else:
         with warnings.catch_warnings():
             # Uncompiled flex warns that it materialises the scores: that is the documented choice.
             warnings.filterwarnings("ignore", message=".*flex_attention called without torch")
-            out = flex.flex_attention(q, k, v, block_mask=block_mask)
+            out = flex.flex_attention(q, k, v, block_mask=block_mask, scale=scale)
     return out[:, :, :q_len]
 
 
-def attention(q, k, v, mask=None, backend: str = "sdpa") -> torch.Tensor:
-    """Attention with the chosen backend: "eager", "sdpa" (default), "sparse" or "flex".
-
-    q: (B, H, Q, D), k: (B, H, K, D), v: (B, H, K, Dv) float tensors.
-    mask: `unmask.masks.Mask`, bool tensor broadcastable to (B, H, Q, K) (True = may attend),
-        or None (everything attends to everything).
-    Returns (B, H, Q, Dv) in q's dtype. Every backend gives the same result up to rounding,
-    and zeros for a query with no allowed key. See the module docstring for when to use which.
-    """
-    if backend == "eager":
-        return attention_eager(q, k, v, mask)
-    if backend == "sdpa":
-        return attention_sdpa(q, k, v, mask)
-    if backend == "sparse":
-        return attention_sparse(q, k, v, mask)
-    if backend == "flex":
-        return attention_flex(q, k, v, mask)
-    raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-
-
-__all__ = [
-    "BACKENDS",
-    "attention",
-    "attention_eager",
-    "attention_flex",
-    "attention_sdpa",
-    "attention_sparse",
-]
+__all__ = ["BACKENDS", "attention", "attention_flex", "attention_sparse"]

@@ -157,14 +157,25 @@ class EncoderConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EncoderConfig:
-        """Inverse of to_dict. Unknown keys raise ValueError (a typo should not pass silently)."""
+    def from_dict(cls, d: dict[str, Any], source: str | None = None) -> EncoderConfig:
+        """Inverse of to_dict. Unknown keys raise ValueError (a typo should not pass silently).
+
+        source: where `d` came from (a file name), named in the errors, so that a config file
+        holding a JSON array or number says so in one line instead of failing deep inside.
+        """
+        where = f"{source}: " if source else ""
+        if not isinstance(d, dict):  # a file's content: ValueError, printed by the CLI as one line
+            raise ValueError(  # noqa: TRY004
+                f"{where}an encoder config must be a JSON object of fields, e.g. "
+                f'{{"hidden_size": 256, ...}}; got a {type(d).__name__}'
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(
-                f"unknown EncoderConfig field(s) {unknown}; the fields are {sorted(known)}. "
-                "For a Hugging Face config.json use unmask.checkpoints.config_from_hf(...)."
+                f"{where}unknown EncoderConfig field(s) {unknown}; the fields are "
+                f"{sorted(known)}. For a Hugging Face config.json use "
+                "unmask.checkpoints.config_from_hf(...)."
             )
         return cls(**d)
 

@@ -1,11 +1,11 @@
 """Dropout with cheap random bits on the CPU.
 
-torch's CPU dropout draws one Mersenne-Twister number per element (bernoulli_), which took
-11% of a BERT-mini pretraining step on two cores (measured: 8.6 ms per (4096, 256) tensor).
-Here the keep-mask comes from numpy's PCG64 as 16-bit integers, ~5x cheaper, seeded by one
-draw from torch's default generator: torch.manual_seed still makes runs reproducible, and
-checkpoints that save torch's RNG state resume the same masks. On other devices this is
-F.dropout (GPU generators are fast).
+torch's CPU dropout draws one Mersenne-Twister number per element (bernoulli_), a visible
+share of a BERT-mini pretraining step (benchmarks/RESULTS.md, "Timings moved out of
+docstrings"). Here the keep-mask comes from numpy's PCG64 as 16-bit integers, several times
+cheaper, seeded by one draw from torch's default generator: torch.manual_seed still makes
+runs reproducible, and checkpoints that save torch's RNG state resume the same masks. On other
+devices this is F.dropout (GPU generators are fast).
 
 The keep probability is 1 - round(p * 65536) / 65536, within 1e-5 of 1 - p.
 """

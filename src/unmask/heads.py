@@ -13,9 +13,9 @@ Heads (each maps encoder outputs to task outputs; none knows about checkpoints):
 
 Task models: MaskedLM, SequenceClassifier, TokenClassifier, QuestionAnswering,
 ReplacedTokenDetector, Embedder. Each has `.encoder` and (except Embedder) `.head`, takes the
-Encoder's inputs plus labels, returns a small dataclass with `loss` when labels are given, and
-loads / saves with from_pretrained / save_pretrained (unmask.checkpoints). Labels use -100 for
-"no loss here", as in Hugging Face.
+Encoder's inputs plus labels, and returns a small dataclass with `loss` when labels are given.
+Load and save them with unmask.checkpoints.load / save (checkpoints know the heads, not the
+other way round). Labels use -100 for "no loss here", as in Hugging Face.
 """
 
 from __future__ import annotations
@@ -277,15 +277,20 @@ class EmbeddingOutput(_Output):
 # --- task models -----------------------------------------------------------------------------
 
 class TaskModel(nn.Module):
-    """Base of the task models: an `encoder`, a `head`, and checkpoint I/O."""
+    """Base of the task models: an `encoder` and a `head`.
+
+    Every task model takes `backend` (attention kernel) and `layout` ("padded" / "unpadded")
+    for its encoder, as unmask.model.Encoder does, at construction and per forward call.
+    """
 
     task: str = ""
 
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, mask,
-                output_hidden_states, backend):
+                output_hidden_states, backend, layout):
         return self.encoder(input_ids, attention_mask=attention_mask,
                             token_type_ids=token_type_ids, position_ids=position_ids, mask=mask,
-                            output_hidden_states=output_hidden_states, backend=backend)
+                            output_hidden_states=output_hidden_states, backend=backend,
+                            layout=layout)
 
     @property
     def config(self) -> EncoderConfig:
@@ -295,33 +300,20 @@ class TaskModel(nn.Module):
         """What, besides the EncoderConfig, rebuilds this model (JSON-able)."""
         return {"head": self.head.spec()}
 
-    @classmethod
-    def from_pretrained(cls, name_or_path, **kwargs):
-        """Load from a directory or hub id, as this task: see unmask.checkpoints.load."""
-        from unmask.checkpoints import load
-
-        return load(name_or_path, task=cls.task, **kwargs)
-
-    def save_pretrained(self, directory, **kwargs) -> None:
-        """Save to `directory`: see unmask.checkpoints.save (format="unmask" or "hf")."""
-        from unmask.checkpoints import save
-
-        save(self, directory, **kwargs)
-
 
 class MaskedLM(TaskModel):
     """Encoder + MaskedLMHead (decoder tied to the word embeddings).
 
     config: EncoderConfig. head: a MaskedLMHead (default: BERT's, with the encoder's
-    activation and eps). backend: the encoder's attention backend.
+    activation and eps).
     """
 
     task = "masked_lm"
 
     def __init__(self, config: EncoderConfig, head: MaskedLMHead | None = None,
-                 backend: str = "sdpa"):
+                 backend: str = "sdpa", layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend)
+        self.encoder = Encoder(config, backend, layout)
         if head is None:
             head = MaskedLMHead(config.hidden_size, config.vocab_size, config.embedding_size,
                                 default_head_activation(config), config.layer_norm_eps,
@@ -331,7 +323,8 @@ class MaskedLM(TaskModel):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 mask=None, labels=None, masked_only: bool = False,
-                output_hidden_states: bool = False, backend: str | None = None) -> MaskedLMOutput:
+                output_hidden_states: bool = False, backend: str | None = None,
+                layout: str | None = None) -> MaskedLMOutput:
         """Encoder inputs as in Encoder.forward, plus:
 
         labels: int64 (B, L) target ids, -100 where there is no loss (unmasked tokens).
@@ -341,7 +334,7 @@ class MaskedLM(TaskModel):
         Returns MaskedLMOutput (loss = mean cross-entropy over labelled positions).
         """
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend)
+                           output_hidden_states, backend, layout)
         hidden = out.last_hidden_state  # (B, L, H)
         word = self.encoder.embeddings.word.weight  # (V, E)
         positions = None
@@ -377,9 +370,10 @@ class SequenceClassifier(TaskModel):
 
     def __init__(self, config: EncoderConfig, num_labels: int = 2,
                  head: SequenceClassificationHead | None = None, problem_type: str | None = None,
-                 id2label: dict[int, str] | None = None, backend: str = "sdpa"):
+                 id2label: dict[int, str] | None = None, backend: str = "sdpa",
+                 layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend)
+        self.encoder = Encoder(config, backend, layout)
         if head is None:
             head = SequenceClassificationHead(config.hidden_size, num_labels,
                                               dropout=config.hidden_dropout)
@@ -398,12 +392,12 @@ class SequenceClassifier(TaskModel):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 mask=None, labels=None, output_hidden_states: bool = False,
-                backend: str | None = None) -> ClassifierOutput:
+                backend: str | None = None, layout: str | None = None) -> ClassifierOutput:
         """Encoder inputs as in Encoder.forward, plus labels: (B,) int64 class ids, (B,)
         float targets for regression, or (B, C) float 0/1 for multi-label.
         Returns ClassifierOutput with logits (B, C)."""
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend)
+                           output_hidden_states, backend, layout)
         logits = self.head(out.last_hidden_state, attention_mask)  # (B, C)
         loss = None if labels is None else self._loss(logits, labels)
         return ClassifierOutput(logits=logits, loss=loss, hidden_states=out.hidden_states)
@@ -439,9 +433,10 @@ class TokenClassifier(TaskModel):
 
     def __init__(self, config: EncoderConfig, num_labels: int = 2,
                  head: TokenClassificationHead | None = None,
-                 id2label: dict[int, str] | None = None, backend: str = "sdpa"):
+                 id2label: dict[int, str] | None = None, backend: str = "sdpa",
+                 layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend)
+        self.encoder = Encoder(config, backend, layout)
         if head is None:
             head = TokenClassificationHead(config.hidden_size, num_labels,
                                            dropout=config.hidden_dropout)
@@ -455,11 +450,11 @@ class TokenClassifier(TaskModel):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 mask=None, labels=None, output_hidden_states: bool = False,
-                backend: str | None = None) -> ClassifierOutput:
+                backend: str | None = None, layout: str | None = None) -> ClassifierOutput:
         """Encoder inputs, plus labels: int64 (B, L) class ids, -100 for no loss (padding,
         specials, word continuations). Returns ClassifierOutput with logits (B, L, C)."""
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend)
+                           output_hidden_states, backend, layout)
         logits = self.head(out.last_hidden_state)  # (B, L, C)
         loss = None
         if labels is not None:
@@ -473,9 +468,9 @@ class QuestionAnswering(TaskModel):
     task = "question_answering"
 
     def __init__(self, config: EncoderConfig, head: QuestionAnsweringHead | None = None,
-                 backend: str = "sdpa"):
+                 backend: str = "sdpa", layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend)
+        self.encoder = Encoder(config, backend, layout)
         if head is None:
             head = QuestionAnsweringHead(config.hidden_size, dropout=0.0)
             head.apply(init_weights)
@@ -484,12 +479,12 @@ class QuestionAnswering(TaskModel):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 mask=None, start_positions=None, end_positions=None,
                 output_hidden_states: bool = False,
-                backend: str | None = None) -> QuestionAnsweringOutput:
+                backend: str | None = None, layout: str | None = None) -> QuestionAnsweringOutput:
         """Encoder inputs, plus start_positions / end_positions: int64 (B,) token indices of
         the answer span (positions outside [0, L) are ignored, as in Hugging Face).
         Returns QuestionAnsweringOutput with start_logits, end_logits (B, L)."""
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend)
+                           output_hidden_states, backend, layout)
         start, end = self.head(out.last_hidden_state)  # (B, L) each
         loss = None
         if (start_positions is None) != (end_positions is None):
@@ -511,9 +506,9 @@ class ReplacedTokenDetector(TaskModel):
     task = "replaced_token_detection"
 
     def __init__(self, config: EncoderConfig, head: ReplacedTokenHead | None = None,
-                 backend: str = "sdpa"):
+                 backend: str = "sdpa", layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend)
+        self.encoder = Encoder(config, backend, layout)
         if head is None:
             head = ReplacedTokenHead(config.hidden_size, default_head_activation(config))
             head.apply(init_weights)
@@ -521,12 +516,12 @@ class ReplacedTokenDetector(TaskModel):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 mask=None, labels=None, output_hidden_states: bool = False,
-                backend: str | None = None) -> ClassifierOutput:
+                backend: str | None = None, layout: str | None = None) -> ClassifierOutput:
         """Encoder inputs, plus labels: (B, L) 1 = replaced, 0 = original, -100 = no loss.
         The loss is binary cross-entropy over real tokens (attention_mask) with a label.
         Returns ClassifierOutput with logits (B, L)."""
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend)
+                           output_hidden_states, backend, layout)
         logits = self.head(out.last_hidden_state)  # (B, L)
         loss = None
         if labels is not None:
@@ -549,11 +544,12 @@ class Embedder(TaskModel):
     task = "embedding"
 
     def __init__(self, config: EncoderConfig, pooling: str = "mean", normalize: bool = True,
-                 max_length: int | None = None, backend: str = "unpadded"):
+                 max_length: int | None = None, backend: str = "sdpa",
+                 layout: str = "unpadded"):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        self.encoder = Encoder(config, backend)
+        self.encoder = Encoder(config, backend, layout)
         self.pooling, self.normalize, self.max_length = pooling, normalize, max_length
 
     def spec(self) -> dict[str, Any]:
@@ -562,10 +558,10 @@ class Embedder(TaskModel):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 mask=None, output_hidden_states: bool = False,
-                backend: str | None = None) -> EmbeddingOutput:
+                backend: str | None = None, layout: str | None = None) -> EmbeddingOutput:
         """Encoder inputs as in Encoder.forward. Returns EmbeddingOutput, embeddings (B, H)."""
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend)
+                           output_hidden_states, backend, layout)
         emb = pool(out.last_hidden_state, attention_mask, self.pooling)  # (B, H)
         if self.normalize:
             emb = F.normalize(emb, p=2, dim=-1)

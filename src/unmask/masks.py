@@ -6,7 +6,10 @@ n number of positions, nb number of blocks.
 One convention everywhere: a mask is a boolean tensor, True = may attend, shaped (B, H|1, Q, K)
 or with any axis of size 1 so that it broadcasts to (B, H, Q, K). `Mask` wraps such a tensor and
 is always 4-D; every constructor below returns one. Combine them with `&` (both allow) and `|`
-(either allows); convert once, at the edge, with `to_additive`, `to_sdpa` or `to_block_mask`.
+(either allows); convert once, at the edge, with `to_additive` or `to_block_mask` (torch's SDPA
+takes `.allowed` as it is). Constructors that build an (L, L) or larger tensor first check its
+size against MAX_MASK_BYTES, so a typo such as causal(10**6) fails at once instead of trying to
+allocate a terabyte.
 
     >>> import torch
     >>> from unmask import masks
@@ -33,6 +36,14 @@ _ADDITIVE_MASKED_BELOW = -1000.0
 
 # __str__ renders the whole grid only up to this many rows/columns; render() has no limit.
 _STR_MAX = 64
+
+# Largest mask, in bytes (peak of a constructor, temporaries included), that the constructors
+# will build; assign unmask.masks.MAX_MASK_BYTES to change it.
+MAX_MASK_BYTES = 4 * 2**30
+
+
+class MaskTooLarge(ValueError):
+    """A mask constructor would need more memory than MAX_MASK_BYTES."""
 
 
 class Mask:
@@ -84,14 +95,6 @@ class Mask:
         """The same mask on another device."""
         return Mask(self.allowed.to(device))
 
-    def expand(self, batch: int, heads: int, queries: int, keys: int) -> Mask:
-        """Broadcast to exactly (batch, heads, queries, keys), as a view (no copy).
-
-        Raises ValueError, naming both shapes, when this mask does not broadcast to that shape.
-        """
-        check_broadcast(self.shape, (batch, heads, queries, keys))
-        return Mask(self.allowed.expand(batch, heads, queries, keys))
-
     # --- combination ---------------------------------------------------------------------
     def _combine(self, other, op, symbol: str) -> Mask:
         other = other if isinstance(other, Mask) else Mask(other)
@@ -124,24 +127,17 @@ class Mask:
     def to_additive(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Float mask for `scores + mask`: 0 where allowed, -inf where not, shape `self.shape`.
 
-        -inf is exact in every float dtype, fp16 and bf16 included: a masked key gets weight
-        exactly 0. (A -10000 constant leaks weight to masked keys when scores are large, and
-        finfo.min overflows to -inf once added to a negative fp16 score, so rows turn NaN at
-        random.) A row with no allowed key is all -inf and softmax makes it NaN:
-        `unmask.attention` guards such rows and returns zeros; do the same in your own softmax.
+        The one boolean-to-additive conversion of unmask. -inf is exact in every float dtype,
+        fp16 and bf16 included: a masked key gets weight exactly 0. (A -10000 constant leaks
+        weight to masked keys when scores are large, and finfo.min overflows to -inf once added
+        to a negative fp16 score, so rows turn NaN at random.) A row with no allowed key is all
+        -inf and softmax makes it NaN: `unmask.attention` guards such rows and returns zeros;
+        do the same in your own softmax.
         """
         if not dtype.is_floating_point:
             raise TypeError(f"to_additive needs a floating dtype, got {dtype}")
         out = torch.zeros(self.shape, dtype=dtype, device=self.device)
         return out.masked_fill_(~self.allowed, float("-inf"))
-
-    def to_sdpa(self) -> torch.Tensor:
-        """Bool (B|1, H|1, Q|1, K) tensor for torch's scaled_dot_product_attention `attn_mask`.
-
-        Same convention as SDPA (True = take part in attention). Some SDPA kernels return NaN
-        for a query row with no allowed key; `unmask.attention.attention_sdpa` returns zeros.
-        """
-        return self.allowed
 
     def to_block_mask(
         self, block_size: int | tuple[int, int] = 128, *, q_len: int | None = None, device=None
@@ -253,16 +249,50 @@ class Mask:
 
 # --- validation helpers -------------------------------------------------------------------
 
-def check_broadcast(mask_shape: Sequence[int], target: Sequence[int]) -> None:
+def check_broadcast(mask_shape: Sequence[int], target: Sequence[int],
+                    what: str = "attention mask") -> None:
     """Raise ValueError unless `mask_shape` broadcasts to `target` (B, H, Q, K) axis by axis."""
     mask_shape, target = tuple(mask_shape), tuple(target)
     ok = len(mask_shape) == 4 and all(m in (1, t) for m, t in zip(mask_shape, target))
     if not ok:
         raise ValueError(
-            f"attention mask of shape {mask_shape} does not broadcast to scores of shape "
+            f"{what} of shape {mask_shape} does not broadcast to scores of shape "
             f"{target}: expected the layout {LAYOUT}, each axis equal to the scores' or 1. "
             "A (B, L) padding mask becomes (B, 1, 1, L) through masks.padding(...); a (Q, K) "
             "mask becomes (1, 1, Q, K) through Mask(...)."
+        )
+
+
+def resolve(mask, target: Sequence[int], device=None, what: str = "attention mask"):
+    """A mask argument -> bool tensor broadcastable to `target` (B, H, Q, K) on `device`, or None.
+
+    mask: `Mask`, bool tensor (Q, K) or broadcastable to (B, H, Q, K), or None. Raises TypeError
+    for a non-boolean tensor (an additive or 1/0 mask) and ValueError for a shape that does not
+    broadcast, each naming the fix.
+    """
+    if mask is None:
+        return None
+    if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
+        raise TypeError(
+            f"{what} must be boolean (True = may attend), got {mask.dtype}. Convert a Hugging "
+            "Face mask with unmask.masks.from_hf(...) or unmask.masks.padding(...)."
+        )
+    allowed = Mask(mask).allowed  # promotes (Q, K) to (1, 1, Q, K), refuses other shapes
+    check_broadcast(allowed.shape, target, what)
+    return allowed if device is None else allowed.to(device)
+
+
+def _room(what: str, shape: Sequence[int], bytes_per_entry: int = 1) -> None:
+    """Refuse (MaskTooLarge) to build a mask of `shape` needing more than MAX_MASK_BYTES.
+
+    bytes_per_entry: peak bytes per mask entry, temporaries included (1 for one bool tensor).
+    """
+    need = math.prod(shape) * bytes_per_entry
+    if need > MAX_MASK_BYTES:
+        raise MaskTooLarge(
+            f"{what} would build a {tuple(shape)} mask needing {need:,} bytes "
+            f"({need / 2**30:,.1f} GiB), over the limit of {MAX_MASK_BYTES:,} bytes; check the "
+            "length, or raise unmask.masks.MAX_MASK_BYTES if you have the memory"
         )
 
 
@@ -289,8 +319,8 @@ def require_flex():
 def padding(attention_mask: torch.Tensor) -> Mask:
     """Key padding from a Hugging Face (B, L) attention_mask of 1 (token) / 0 (padding).
 
-    attention_mask: (B, L) of 1/0 (any int or float dtype) or bool. Returns Mask (B, 1, 1, L): every query may attend to the
-    real tokens of its row and to no padding key. (Padding queries still attend to the real
+    attention_mask: (B, L) of 1/0 (any int or float dtype) or bool. Returns Mask (B, 1, 1, L):
+    every query may attend to the real tokens of its row and to no padding key. (Padding queries still attend to the real
     tokens, as in BERT; their outputs are ignored downstream.)
     """
     if not isinstance(attention_mask, torch.Tensor):
@@ -342,6 +372,7 @@ def from_hf(attention_mask: torch.Tensor) -> Mask:
 def causal(n: int, *, device=None) -> Mask:
     """Query i attends to keys 0..i. Returns Mask (1, 1, n, n)."""
     n = _positions(n)
+    _room(f"causal({n})", (n, n), 2)
     return Mask(torch.ones(n, n, dtype=torch.bool, device=device).tril())
 
 
@@ -349,6 +380,7 @@ def full(n: int, k: int | None = None, *, device=None) -> Mask:
     """Every query attends to every key (BERT without padding). Returns Mask (1, 1, n, k|n)."""
     n = _positions(n)
     k = n if k is None else _positions(k, "k")
+    _room(f"full({n}, {k})", (n, k))
     return Mask(torch.ones(n, k, dtype=torch.bool, device=device))
 
 
@@ -379,9 +411,9 @@ def window(
     left, right = left or 0, right or 0
     if min(left, right) < 0:
         raise ValueError(f"window extents must be >= 0, got left={left}, right={right}")
-    i = torch.arange(n, device=device)
-    offset = i[None, :] - i[:, None]  # (Q, K): key position minus query position
-    return Mask((offset >= -left) & (offset <= right))
+    _room(f"window({n})", (n, n), 2)
+    # keys j with -left <= j - i <= right: the band between two diagonals
+    return Mask(torch.ones(n, n, dtype=torch.bool, device=device).triu(-left).tril(right))
 
 
 def global_tokens(n: int, positions: Sequence[int] | torch.Tensor, *, device=None) -> Mask:
@@ -391,6 +423,7 @@ def global_tokens(n: int, positions: Sequence[int] | torch.Tensor, *, device=Non
     False elsewhere: OR it with a local pattern, e.g. `window(n, 128) | global_tokens(n, [0])`.
     """
     n = _positions(n)
+    _room(f"global_tokens({n})", (n, n))
     pos = torch.as_tensor(positions, dtype=torch.long).flatten()
     if pos.numel() and (int(pos.min()) < -n or int(pos.max()) >= n):
         raise ValueError(f"global token positions must lie in [-{n}, {n}), got {pos.tolist()}")
@@ -420,6 +453,7 @@ def block_sparse(
         not already allowed, from torch.Generator seeded with `seed` (same seed, same mask).
     """
     n, block_size = _positions(n), _positions(block_size, "block_size")
+    _room(f"block_sparse({n})", (n, n), 3)
     nb = math.ceil(n / block_size)
     if window_blocks < 0 or random_blocks < 0:
         raise ValueError("window_blocks and random_blocks must be >= 0")
@@ -460,6 +494,7 @@ def document(doc_ids: torch.Tensor) -> Mask:
             f"document() takes (B, L) or (L,) integer document ids, got shape "
             f"{tuple(doc_ids.shape)} and dtype {doc_ids.dtype}"
         )
+    _room("document(...)", (doc_ids.shape[0], doc_ids.shape[1], doc_ids.shape[1]), 3)
     same = doc_ids[:, :, None] == doc_ids[:, None, :]  # (B, L, L)
     real = doc_ids >= 0
     return Mask((same & real[:, :, None] & real[:, None, :])[:, None])
@@ -515,6 +550,7 @@ def prefix_lm(n: int, prefix_len: int | Sequence[int] | torch.Tensor, *, device=
     plen = torch.as_tensor(prefix_len, dtype=torch.long, device=device)
     if plen.dim() > 1 or bool((plen < 0).any()) or bool((plen > n).any()):
         raise ValueError(f"prefix_len must be an int or (B,) ints in [0, {n}], got {prefix_len!r}")
+    _room(f"prefix_lm({n})", (plen.numel(), n, n), 2)
     i = torch.arange(n, device=device)
     causal_part = i[None, :] <= i[:, None]  # (Q, K)
     in_prefix = i[None, :] < plen.reshape(-1, 1)  # (B|1, K)
@@ -523,7 +559,9 @@ def prefix_lm(n: int, prefix_len: int | Sequence[int] | torch.Tensor, *, device=
 
 
 __all__ = [
+    "MAX_MASK_BYTES",
     "Mask",
+    "MaskTooLarge",
     "block_sparse",
     "causal",
     "check_broadcast",
@@ -535,5 +573,6 @@ __all__ = [
     "padding",
     "prefix_lm",
     "require_flex",
+    "resolve",
     "window",
 ]

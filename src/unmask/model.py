@@ -11,23 +11,23 @@ One readable model covers the BERT family (see unmask.config for the switches):
               RoPE on q and k when position="rotary"; sliding-window attention on local layers;
               ALBERT-style sharing of one block's weights across layers.
 
-Layouts. A block only ever mixes tokens inside attention; everything else works per token on
-(..., H). So the same blocks run on two layouts:
-  padded    (B, L, H) with a boolean key-padding mask; backends "eager", "sdpa", "sparse",
-            "flex" (see unmask.attention).
-  unpadded  backend="unpadded": padding is removed once, before the embeddings, giving packed
-            (T, H) tokens; every linear layer, norm and MLP runs on real tokens only; for
-            attention alone q/k/v are scattered back into (B, L) for one fused SDPA call
-            under the padding mask (CPU has no variable-length kernel); padding is restored
-            once after the last block.
+Attention math (every kernel, dropout, probabilities) lives in unmask.attention; the encoder
+only builds the masks once per batch and picks a kernel (`backend`: "eager", "sdpa", "sparse",
+"flex") and a layout, two independent settings. A block only ever mixes tokens inside
+attention; everything else works per token on (..., H). So the same blocks run on two layouts:
+  padded    (B, L, H) with a boolean key-padding mask.
+  unpadded  padding is removed once, before the embeddings, giving packed (T, H) tokens; every
+            linear layer, norm and MLP runs on real tokens only; for attention alone q/k/v are
+            scattered back into (B, L) for one kernel call under the padding mask (CPU has no
+            variable-length kernel); padding is restored once after the last block. A batch
+            without padding runs the padded layout (the same computation).
 Both give the same outputs at real tokens (parity tests in tests/test_model.py). Outputs at
-padding positions are unspecified: zeros on the unpadded path, whatever the math gives on the
-padded path (Hugging Face does the same).
+padding positions (hidden states, attention rows of padding queries) are unspecified: zeros on
+the unpadded path, whatever the math gives on the padded path (Hugging Face does the same).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -39,9 +39,11 @@ from torch import nn
 
 from unmask.attention import BACKENDS, attention
 from unmask.config import EncoderConfig
-from unmask.dropout import Dropout, dropout
-from unmask.masks import Mask, check_broadcast
+from unmask.dropout import Dropout
+from unmask.masks import Mask, resolve, window
 
+LAYOUTS = ("padded", "unpadded")
+# What `backend=` accepts: the kernels, and "unpadded", the older name for layout="unpadded".
 ENCODER_BACKENDS = (*BACKENDS, "unpadded")
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -201,62 +203,6 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (xf * cos + rotated * sin).to(x.dtype)
 
 
-# --- attention with dropout ------------------------------------------------------------------
-
-def _attend(q, k, v, mask, backend: str, dropout_p: float) -> torch.Tensor:
-    """unmask.attention, plus attention-probability dropout while training.
-
-    unmask.attention has no dropout, so training with attention_dropout > 0 runs torch's
-    SDPA (with the same empty-row guard) whatever the backend; eval uses the chosen backend.
-    On the CPU, training at short lengths runs written-out attention instead (see
-    _attention_for_training).
-    """
-    if (q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad
-            and backend in ("sdpa", "eager") and q.shape[-2] <= 512):
-        return _attention_for_training(q, k, v, mask, dropout_p)
-    if dropout_p == 0.0:
-        return attention(q, k, v, mask, backend)
-    if mask is None:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    has_key = mask.any(dim=-1, keepdim=True)  # (..., Q, 1); empty rows would give NaN
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask | ~has_key, dropout_p=dropout_p)
-    return out.masked_fill(~has_key, 0.0)
-
-
-def _attention_for_training(q, k, v, mask, dropout_p: float) -> torch.Tensor:
-    """Written-out attention with unmask.dropout on the probabilities, for CPU training.
-
-    q, k, v: (B, nh, L, hd); mask: bool broadcastable to (B, nh, L, L) or None.
-    On two CPU cores at L=128 (BERT-mini, bf16), forward + backward took 17 ms against 47 ms
-    for SDPA's flash kernel (and 60 ms for SDPA with dropout, which draws its bits with
-    bernoulli_); at L=512 still 47 ms against 63 ms. Rows with no allowed key output zeros.
-    """
-    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))  # (B, nh, Q, K)
-    has_key = None
-    if mask is not None:
-        has_key = mask.any(dim=-1, keepdim=True)  # (..., Q, 1)
-        bias = torch.zeros(mask.shape, dtype=scores.dtype, device=q.device)
-        scores = scores + bias.masked_fill_(~mask, torch.finfo(scores.dtype).min)
-    probs = dropout(torch.softmax(scores, dim=-1), dropout_p)
-    out = probs @ v  # (B, nh, Q, hd)
-    if has_key is not None and not bool(has_key.all()):
-        out = out.masked_fill(~has_key, 0.0)
-    return out
-
-
-def _attention_probs(q, k, v, mask) -> tuple[torch.Tensor, torch.Tensor]:
-    """Written-out attention that also returns the probabilities (B, nh, Q, K)."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, nh, Q, K)
-    if mask is not None:
-        has_key = mask.any(dim=-1, keepdim=True)
-        scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~has_key, 0.0)
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
-    if mask is not None:
-        probs = probs.masked_fill(~has_key, 0.0)
-    probs = probs.to(q.dtype)
-    return probs @ v, probs
-
-
 def _and(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
     if a is None:
         return b
@@ -265,70 +211,43 @@ def _and(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
     return a & b
 
 
-def _window(n: int, size: int, device) -> torch.Tensor:
-    """(1, 1, n, n) bool: |i - j| <= size // 2 (ModernBERT's local attention)."""
-    i = torch.arange(n, device=device)
-    return ((i[None, :] - i[:, None]).abs() <= size // 2)[None, None]
+# --- attention in either layout --------------------------------------------------------------
 
+class _Attend:
+    """Token mixing for Block.forward: fused q/k/v (..., 3H) -> unmask.attention -> (..., H).
 
-# --- layouts ---------------------------------------------------------------------------------
-
-class _Padded:
-    """Attention on padded (B, L, 3H) projections under per-kind boolean masks."""
-
-    def __init__(self, cfg, masks, rope, backend, dropout_p, keep_probs):
-        self.cfg, self.masks, self.rope = cfg, masks, rope
-        self.backend, self.dropout_p = backend, dropout_p
-        self.probs: list[torch.Tensor] | None = [] if keep_probs else None
-
-    def attend(self, qkv: torch.Tensor, layer: int) -> torch.Tensor:
-        b, n, _ = qkv.shape
-        nh, hd = self.cfg.num_heads, self.cfg.head_dim
-        q, k, v = qkv.view(b, n, 3, nh, hd).unbind(2)  # (B, L, nh, hd) each
-        if self.rope is not None:
-            cos, sin = self.rope[self.cfg.rope_theta_of(layer)]  # (B|1, L, 1, hd)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, nh, L, hd)
-        mask = self.masks[self.cfg.is_local(layer)]
-        if self.probs is not None:
-            out, probs = _attention_probs(q, k, v, mask)
-            self.probs.append(probs)
-        else:
-            out = _attend(q, k, v, mask, self.backend, self.dropout_p)  # (B, nh, L, hd)
-        return out.transpose(1, 2).reshape(b, n, nh * hd)  # (B, L, H)
-
-
-class _Packed:
-    """Attention for packed (T, 3H) projections: scattered into the padded (B, L) layout for
-    one fused SDPA call under the key-padding mask, then the T real rows are gathered back.
-
-    keep: (T,) flat index (row * L + column) of each real token; masks: {is_local: bool mask
-    broadcastable to (B, nh, L, L) or None}, padding already folded in, as for _Padded.
-    Only attention sees padding: every linear layer, norm and MLP runs on the T real tokens.
-    (One SDPA call per distinct length, with no mask at all, was tried first: on CPU it was
-    ~4x slower in attention, as a batch of varied lengths makes many small kernel calls.)
+    masks: {is_local: bool mask broadcastable to (B, nh, L, L) or None}, padding folded in.
+    rope: {theta: (cos, sin) (B|1, L, 1, hd)} or None. keep: None for the padded layout
+    ((B, L, 3H) in, (B, L, H) out); for the unpadded one, the (T,) flat index (row * L +
+    column) of each real token: (T, 3H) is scattered into (B, L) for one attention call (CPU
+    has no variable-length kernel) and the T real rows are gathered back, (T, H) out.
+    probs: a list collecting each layer's probabilities (B, nh, L, L), or None.
     """
 
-    def __init__(self, cfg, keep, b, n, masks, rope, dropout_p):
-        self.cfg, self.keep, self.b, self.n = cfg, keep, b, n
-        self.masks, self.rope, self.dropout_p = masks, rope, dropout_p
+    def __init__(self, cfg, masks, rope, backend, dropout_p, probs, keep=None, shape=None):
+        self.cfg, self.masks, self.rope, self.backend = cfg, masks, rope, backend
+        self.dropout_p, self.probs, self.keep, self.shape = dropout_p, probs, keep, shape
 
-    def attend(self, qkv: torch.Tensor, layer: int) -> torch.Tensor:
-        t = qkv.shape[0]
-        nh, hd = self.cfg.num_heads, self.cfg.head_dim
-        qkv = qkv.view(t, 3, nh, hd)
+    def __call__(self, qkv: torch.Tensor, layer: int) -> torch.Tensor:
+        cfg = self.cfg
+        nh, hd = cfg.num_heads, cfg.head_dim
+        if self.keep is not None:  # (T, 3H) -> (B, L, 3H), a fresh buffer: zeros at padding
+            b, n = self.shape
+            qkv = qkv.new_zeros(b * n, qkv.shape[-1]).index_copy_(0, self.keep, qkv)
+            qkv = qkv.view(b, n, -1)
+        b, n, _ = qkv.shape
+        q, k, v = qkv.view(b, n, 3, nh, hd).unbind(2)  # (B, L, nh, hd) each
         if self.rope is not None:
-            cos, sin = self.rope[self.cfg.rope_theta_of(layer)]  # (T, 1, hd)
-            q, k, v = qkv.unbind(1)
-            qkv = torch.stack((apply_rope(q, cos, sin), apply_rope(k, cos, sin), v), dim=1)
-        # A fresh buffer per layer (a reused one would break autograd); zeros at padding.
-        padded = qkv.new_zeros(self.b * self.n, 3, nh, hd).index_copy_(0, self.keep, qkv)
-        # (B, L, 3, nh, hd) -> 3 x (B, nh, L, hd), views
-        q, k, v = padded.view(self.b, self.n, 3, nh, hd).permute(2, 0, 3, 1, 4).unbind(0)
-        mask = self.masks[self.cfg.is_local(layer)]
-        out = _attend(q, k, v, mask, "sdpa", self.dropout_p)  # (B, nh, L, hd)
-        out = out.transpose(1, 2).reshape(self.b * self.n, nh * hd)  # (B * L, H)
-        return out.index_select(0, self.keep)  # (T, H)
+            cos, sin = self.rope[cfg.rope_theta_of(layer)]  # (B|1, L, 1, hd)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, nh, L, hd)
+        out = attention(q, k, v, self.masks[cfg.is_local(layer)], self.backend,
+                        dropout_p=self.dropout_p, return_probs=self.probs is not None)
+        if self.probs is not None:
+            out, probs = out
+            self.probs.append(probs)
+        out = out.transpose(1, 2).reshape(b, n, nh * hd)  # (B, L, H)
+        return out if self.keep is None else out.view(b * n, -1).index_select(0, self.keep)
 
 
 # --- the encoder -----------------------------------------------------------------------------
@@ -336,11 +255,13 @@ class _Packed:
 class Encoder(nn.Module):
     """A BERT-family encoder. See the module docstring; build it from an EncoderConfig.
 
-    backend: default attention backend, one of ENCODER_BACKENDS ("sdpa" unless set; any
-        forward call may override it). Change it later with `encoder.backend = "unpadded"`.
+    backend: the attention kernel, one of unmask.attention.BACKENDS ("sdpa" unless set).
+    layout: "padded" (default) or "unpadded" (see the module docstring).
+    Both are plain attributes (`encoder.layout = "unpadded"`) and any forward call may override
+    them. backend="unpadded", the older spelling, still means layout="unpadded" with "sdpa".
     """
 
-    def __init__(self, config: EncoderConfig, backend: str = "sdpa"):
+    def __init__(self, config: EncoderConfig, backend: str = "sdpa", layout: str = "padded"):
         super().__init__()
         if not isinstance(config, EncoderConfig):
             raise TypeError(
@@ -348,11 +269,22 @@ class Encoder(nn.Module):
                 "unmask.config.preset('tiny', vocab_size=...) or EncoderConfig(...)"
             )
         self.config = config
-        self.backend = _check_backend(backend)
+        self.backend, self.layout = _kernel_and_layout(backend, layout)
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(Block(config, i) for i in range(config.num_blocks))
         self.final_norm = _layer_norm(config, config.hidden_size) if config.norm == "pre" else None
         self.apply(init_weights)
+
+    @property
+    def backend(self) -> str:
+        """The attention kernel (a name in unmask.attention.BACKENDS)."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, name: str) -> None:  # "unpadded" (older spelling) also sets the layout
+        self._backend, layout = _kernel_and_layout(name, None)
+        if layout is not None:
+            self.layout = layout
 
     # --- public --------------------------------------------------------------------------
     def forward(
@@ -365,6 +297,7 @@ class Encoder(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         backend: str | None = None,
+        layout: str | None = None,
     ) -> EncoderOutput:
         """Encode a batch.
 
@@ -382,91 +315,59 @@ class Encoder(nn.Module):
             combined (AND) with the padding mask and, on local layers, the sliding window.
             A query left with no allowed key outputs zeros from attention.
         output_hidden_states / output_attentions: also return per-layer outputs /
-            probabilities (attention probabilities are computed written-out, on the padded
-            layout, whatever the backend).
-        backend: override self.backend for this call.
+            probabilities (attention probabilities are computed written out, whatever the
+            backend).
+        backend, layout: override self.backend / self.layout for this call.
         Returns EncoderOutput with last_hidden_state float (B, L, H).
         """
         cfg = self.config
-        backend = _check_backend(backend or self.backend)
+        backend, layout = _kernel_and_layout(backend or self.backend, layout)
+        layout = layout or self.layout
         input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
         b, n = input_ids.shape
         device = input_ids.device
         token_type_ids = self._check_types(token_type_ids, input_ids)
         position_ids = self._positions(position_ids, attention_mask, b, n, device)
         explicit = _explicit_mask(mask, b, cfg.num_heads, n, device)
-        if backend == "unpadded":
-            if output_attentions or (attention_mask is None and explicit is None):
-                # Probabilities come from the padded layout; without padding it is the same
-                # computation as the unpadded one, minus the bookkeeping.
-                backend = "sdpa"
-            elif attention_mask is None:
-                attention_mask = torch.ones(b, n, dtype=torch.bool, device=device)
-        dropout_p = cfg.attention_dropout if self.training else 0.0
 
         pad = None
         if attention_mask is not None and not bool(attention_mask.all()):
             pad = attention_mask[:, None, None, :]  # (B, 1, 1, L) keys
         global_mask = _and(pad, explicit)
-        local_mask = (
-            _and(global_mask, _window(n, cfg.local_window, device))
-            if cfg.local_window is not None else None
-        )
-        masks = {False: global_mask, True: local_mask}
+        local_mask = None
+        if cfg.local_window is not None:
+            local_mask = _and(global_mask, window(n, cfg.local_window, device=device).allowed)
+        attend = _Attend(cfg, {False: global_mask, True: local_mask}, self._rope(position_ids),
+                         backend, cfg.attention_dropout if self.training else 0.0,
+                         [] if output_attentions else None)
 
-        if backend == "unpadded":
+        if layout == "unpadded" and pad is not None:
             keep = attention_mask.reshape(-1).nonzero().squeeze(1)  # (T,) flat index of tokens
-            x = self.embeddings(
-                input_ids.reshape(-1)[keep],
-                position_ids.expand(b, n).reshape(-1)[keep],
-                token_type_ids.reshape(-1)[keep],
-            )  # (T, H)
-            rope = self._rope(position_ids.expand(b, n).reshape(-1)[keep], 1)  # (T, 1, hd)
-            layout = _Packed(cfg, keep, b, n, masks, rope, dropout_p)
+            attend.keep, attend.shape = keep, (b, n)
+            x = self.embeddings(*(t.expand(b, n).reshape(-1)[keep]
+                                  for t in (input_ids, position_ids, token_type_ids)))  # (T, H)
 
             def restore(h: torch.Tensor) -> torch.Tensor:  # (T, H) -> (B, L, H), zeros at pads
-                out = h.new_zeros(b * n, h.shape[-1])
-                out[keep] = h
-                return out.view(b, n, h.shape[-1])
-        else:
+                return h.new_zeros(b * n, h.shape[-1]).index_copy_(0, keep, h).view(b, n, -1)
+        else:  # without padding the unpadded layout is the padded one, minus the bookkeeping
             x = self.embeddings(input_ids, position_ids.expand(b, n), token_type_ids)  # (B,L,H)
-            rope = self._rope(position_ids, 2)  # (B|1, L, 1, hd)
-            layout = _Padded(cfg, masks, rope, backend, dropout_p, output_attentions)
 
             def restore(h: torch.Tensor) -> torch.Tensor:
                 return h
 
         hidden = [restore(x)] if output_hidden_states else None
         for i in range(cfg.num_layers):
-            x = self.layers[cfg.block_of(i)](x, partial(layout.attend, layer=i))
+            x = self.layers[cfg.block_of(i)](x, partial(attend, layer=i))
             if self.final_norm is not None and i == cfg.num_layers - 1:
                 x = self.final_norm(x)
             if hidden is not None:
                 hidden.append(restore(x))
-        probs = getattr(layout, "probs", None)
         last = hidden[-1] if hidden is not None else restore(x)
         return EncoderOutput(
             last_hidden_state=last,
             hidden_states=tuple(hidden) if hidden is not None else None,
-            attentions=tuple(probs) if probs else None,
+            attentions=tuple(attend.probs) if attend.probs else None,
         )
-
-    def num_parameters(self) -> int:
-        """Number of weights (shared blocks counted once)."""
-        return sum(p.numel() for p in self.parameters())
-
-    @classmethod
-    def from_pretrained(cls, name_or_path, **kwargs) -> Encoder:
-        """Load an encoder (no head) from a directory or hub id: unmask.checkpoints.load."""
-        from unmask.checkpoints import load
-
-        return load(name_or_path, task="encoder", **kwargs)
-
-    def save_pretrained(self, directory, **kwargs) -> None:
-        """Save to `directory`: unmask.checkpoints.save (format="unmask" or "hf")."""
-        from unmask.checkpoints import save
-
-        save(self, directory, **kwargs)
 
     # --- helpers -------------------------------------------------------------------------
     def _check_ids(self, input_ids, attention_mask):
@@ -563,45 +464,42 @@ class Encoder(nn.Module):
             )
         return position_ids
 
-    def _rope(self, positions: torch.Tensor, head_axis: int):
-        """{theta: (cos, sin)} with a head axis inserted at `head_axis`, or None (absolute)."""
+    def _rope(self, positions: torch.Tensor):
+        """{theta: (cos, sin) (B|1, L, 1, hd)} for positions (B|1, L), or None (absolute)."""
         cfg = self.config
         if cfg.position != "rotary":
             return None
-        thetas = {cfg.rope_theta_of(i) for i in range(cfg.num_layers)}
         tables = {}
-        for theta in thetas:
+        for theta in {cfg.rope_theta_of(i) for i in range(cfg.num_layers)}:
             cos, sin = rope_tables(positions, cfg.head_dim, theta)
-            tables[theta] = (cos.unsqueeze(head_axis), sin.unsqueeze(head_axis))
+            tables[theta] = (cos.unsqueeze(2), sin.unsqueeze(2))
         return tables
 
 
-def _check_backend(backend: str) -> str:
-    if backend not in ENCODER_BACKENDS:
+def _kernel_and_layout(backend: str, layout: str | None) -> tuple[str, str | None]:
+    """Check the names; the older backend="unpadded" means layout="unpadded" on "sdpa"."""
+    if backend == "unpadded":
+        backend, layout = "sdpa", "unpadded"
+    if backend not in BACKENDS:
         raise ValueError(
-            f"unknown backend {backend!r}; choose one of {', '.join(ENCODER_BACKENDS)}"
+            f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)} (the layout is "
+            f"a separate setting: layout='padded' or 'unpadded')"
         )
-    return backend
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    return backend, layout
 
 
 def _explicit_mask(mask, b: int, heads: int, n: int, device) -> torch.Tensor | None:
     """mask argument -> bool (B|1, nh|1, L, L) on device, or None."""
-    if mask is None:
-        return None
-    if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
-        raise TypeError(
-            f"mask must be boolean (True = may attend), got {mask.dtype}; the (B, L) padding "
-            "mask goes in attention_mask=..., additive masks through unmask.masks.from_hf(...)"
-        )
-    allowed = Mask(mask).allowed
-    if tuple(allowed.shape[2:]) != (n, n):  # a query-broadcast (.., 1, L) mask is refused
+    allowed = resolve(mask, (b, heads, n, n), device, what="mask")
+    if allowed is not None and tuple(allowed.shape[2:]) != (n, n):  # no query-broadcast masks
         raise ValueError(
             f"mask must cover every (query, key) pair, shaped (B|1, nh|1, {n}, {n}) or "
             f"({n}, {n}); got {tuple(allowed.shape)}. Build one with unmask.masks, e.g. "
             f"masks.causal({n})"
         )
-    check_broadcast(allowed.shape, (b, heads, n, n))
-    return allowed.to(device)
+    return allowed
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -627,6 +525,7 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 
 __all__ = [
     "ENCODER_BACKENDS",
+    "LAYOUTS",
     "MLP",
     "Block",
     "Embeddings",
