@@ -8,7 +8,8 @@ and the config.json that `save(format="hf")` writes for a model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -382,11 +383,53 @@ def config_from_hf(hf_config: dict) -> EncoderConfig:
     return family_of(model_type_of(hf_config)).config_from_hf(hf_config)
 
 
-def model_type_of(h: dict) -> str:
+def model_type_of(h: dict, names: Iterable[str] = (), where: object = "config.json") -> str:
+    """The family (model_type) of Hugging Face config `h`.
+
+    Configs written before transformers recorded model_type (many published BERTs) get it
+    from their architectures, else from the checkpoint's weight `names` (a warning says what
+    was inferred). Raises ValueError, saying how to settle it, when no family or several
+    different ones fit. where: the config's path, for messages.
+    """
     kind = h.get("model_type")
+    if kind is not None:
+        return kind
+    kind, why = _infer_family(h, set(names))
+    fix = f'add "model_type" (one of {", ".join(FAMILIES)}) to it'
     if kind is None:
-        raise ValueError("config.json has no model_type: is it a Hugging Face model config?")
+        raise ValueError(f"{where} has no model_type, and {why}: {fix}")
+    warnings.warn(f"{where} has no model_type: loading it as {kind!r}, inferred from {why}. "
+                  f'Add "model_type": "{kind}" to it to say so.', stacklevel=4)
     return kind
+
+
+def _infer_family(h: dict, names: set[str]) -> tuple[str | None, str]:
+    """(model_type, why) from architectures or weight names; (None, why not) when unsure."""
+    for arch in h.get("architectures") or ():
+        stems = [f for f in FAMILIES.values() if arch.startswith(f.arch)
+                 and (arch[len(f.arch):] == "Model" or arch[len(f.arch):].startswith("For"))]
+        if stems:
+            return max(stems, key=lambda f: len(f.arch)).model_type, f"its architecture {arch}"
+    if not names:
+        return None, "it names no architectures"
+    fits = [f for f in FAMILIES.values() if keys.covers(f.encoder_keys, names, f.prefix)]
+    how = f"its weight names ({fits[0].prefix}*)" if fits else "its weight names (no prefix)"
+    fits = fits or [f for f in FAMILIES.values() if keys.covers(f.encoder_keys, names)]
+    most = max((len(f.encoder_keys) for f in fits), default=0)  # ELECTRA's table holds BERT's
+    distinct: list[Family] = []
+    for f in fits:  # RoBERTa and XLM-RoBERTa convert alike: the first one stands for both
+        if len(f.encoder_keys) == most and not any(
+                (g.encoder_keys, g.config_from_hf) == (f.encoder_keys, f.config_from_hf)
+                for g in distinct):
+            distinct.append(f)
+    kinds = [f.model_type for f in distinct]
+    if "bert" in kinds and len(kinds) > 1 and h.get("type_vocab_size", 2) != 1:
+        return "bert", f"{how} and type_vocab_size={h.get('type_vocab_size', 2)} (RoBERTa has 1)"
+    if len(kinds) == 1:
+        return kinds[0], how
+    if not kinds:
+        return None, "its weight names fit no family unmask loads"
+    return None, f"{how} fit {' and '.join(kinds)} alike"
 
 
 def task_from_architecture(h: dict, fam: Family) -> str:

@@ -10,6 +10,8 @@ torch.load(weights_only=True), which refuses anything but tensors.
 from __future__ import annotations
 
 import json
+import pickle
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +29,25 @@ WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 PICKLE_NAME = "pytorch_model.bin"
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path, expect: type = dict) -> Any:
+    """The JSON in `path`, which must be a `expect` (object by default; modules.json: array).
+    Raises ValueError naming the file when it is not valid JSON or not of that shape."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            obj = json.load(f)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON ({err}); re-download or re-save it") from None
+    if not isinstance(obj, expect):
+        shape = {dict: "an object {...}", list: "an array [...]"}
+        raise ValueError(  # noqa: TRY004  (bad file content, not a caller's type error)
+            f"{path} holds a JSON {type(obj).__name__}, where {shape[expect]} is expected; "
+            "re-download or re-save it")
+    return obj
+
+
+def has_weights(directory: Path) -> bool:
+    """Whether `directory` holds safetensors weights (single file or a shard index)."""
+    return (directory / WEIGHTS_NAME).is_file() or (directory / WEIGHTS_INDEX_NAME).is_file()
 
 
 def read_weights(directory: str | Path, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
@@ -43,7 +58,7 @@ def read_weights(directory: str | Path, allow_pickle: bool = False) -> dict[str,
     Raises FileNotFoundError when there is no weights file, ValueError when one is corrupt.
     """
     d = Path(directory)
-    single, index, pickle = d / WEIGHTS_NAME, d / WEIGHTS_INDEX_NAME, d / PICKLE_NAME
+    single, index, pickled = d / WEIGHTS_NAME, d / WEIGHTS_INDEX_NAME, d / PICKLE_NAME
     if single.is_file():
         return _load_safetensors(single)
     if index.is_file():
@@ -56,22 +71,41 @@ def read_weights(directory: str | Path, allow_pickle: bool = False) -> dict[str,
                 raise FileNotFoundError(f"{d / shard} is missing (listed in {index.name})")
             out.update(_load_safetensors(d / shard))
         return out
-    if pickle.is_file():
+    if pickled.is_file():
         if not allow_pickle:
             raise ValueError(
                 f"{d} has only {PICKLE_NAME}, a pickle file, which can run arbitrary code when "
-                "loaded. If you trust its source, pass allow_pickle=True (it is then read with "
-                "torch.load(weights_only=True)); better, convert it once to model.safetensors."
+                "loaded. If you trust its source, opt in with allow_pickle=True (command line: "
+                "--allow-pickle): unmask then reads tensors only, nothing else; better, convert "
+                "it once to model.safetensors."
             )
-        try:
-            state = torch.load(pickle, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001  (torch raises many types for bad pickles)
-            raise ValueError(f"could not read {pickle} with weights_only=True: {err}") from None
-        return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+        return _load_pickle(pickled)
     raise FileNotFoundError(
-        f"no weights in {d}: expected {WEIGHTS_NAME} (or {WEIGHTS_INDEX_NAME} with its shards); "
+        f"no weights in {d}: expected {WEIGHTS_NAME} (or {WEIGHTS_INDEX_NAME} with its shards; "
+        f"a hub model with only {PICKLE_NAME} needs allow_pickle=True / --allow-pickle); "
         f"found {sorted(p.name for p in d.iterdir())}"
     )
+
+
+def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a pickle file via torch.load(weights_only=True): any other object in it
+    (a class, a function to call) is refused, with or without the opt-in."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # torch's advice in it must not be repeated
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f" ({found.group(1)})" if found else ""
+        raise ValueError(
+            f"{path} holds more than tensors{what}, which could run code when unpickled: unmask "
+            "refuses it even with allow_pickle=True; get or make a model.safetensors copy"
+        ) from None
+    except Exception as err:  # noqa: BLE001  (torch raises many types for broken files)
+        raise ValueError(f"{path} is truncated or corrupt ({str(err).split('.')[0]}); delete "
+                         "it and download it again") from None
+    if not isinstance(state, dict):
+        raise ValueError(  # noqa: TRY004  (bad file content)
+            f"{path} holds a {type(state).__name__}, not a dict of tensors")
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -88,7 +122,7 @@ def sentence_transformers_settings(directory: Path) -> dict[str, Any]:
     modules_file = directory / "modules.json"
     if not modules_file.is_file():
         return {}
-    modules = read_json(modules_file)
+    modules = read_json(modules_file, expect=list)
     out: dict[str, Any] = {"normalize": any(m.get("type", "").endswith("Normalize")
                                             for m in modules)}
     for m in modules:

@@ -160,6 +160,19 @@ def _compile(table: dict) -> list[tuple[re.Pattern, Any]]:
     return out
 
 
+def covers(table: dict, names: set[str], prefix: str = "") -> bool:
+    """Whether checkpoint weight `names` hold every module of encoder `table` (its Hugging
+    Face side, any layer index), under `prefix` ("bert.") or none: how a family is told from
+    its weight names."""
+    modules = {n.rsplit(".", 1)[0] for n in names}
+    for theirs in table.values():
+        for t in theirs if isinstance(theirs, tuple) else (theirs,):
+            pattern = re.compile(re.escape(prefix + t).replace(r"\{\}", r"\d+"))
+            if not any(pattern.fullmatch(m) for m in modules):
+                return False
+    return True
+
+
 def _hf_names(key: str, compiled) -> tuple[str, ...] | None:
     """Our parameter name -> the Hugging Face name(s) it comes from (several = concatenate)."""
     for pattern, theirs in compiled:

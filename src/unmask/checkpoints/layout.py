@@ -65,7 +65,7 @@ def load(name_or_path: str | Path, task: str | None = None, *, dtype: torch.dtyp
         max_length= (default: from the sentence-transformers files when present).
     Returns the model in eval mode, with `model.load_report` (LoadReport) attached.
     """
-    directory = resolve(name_or_path, revision)
+    directory = resolve(name_or_path, revision, allow_pickle)
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if (directory / UNMASK_CONFIG_NAME).is_file():
@@ -103,7 +103,8 @@ def _build(task: str, cfg: EncoderConfig, head: nn.Module | None, backend: str |
 
 def _load_hf(directory: Path, task, backend, allow_pickle, task_kwargs) -> nn.Module:
     h = read_json(directory / CONFIG_NAME)
-    fam = family_of(model_type_of(h))
+    state = None if "model_type" in h else read_weights(directory, allow_pickle)  # to infer it
+    fam = family_of(model_type_of(h, state or (), directory / CONFIG_NAME))
     cfg = fam.config_from_hf(h)
     task = task or task_from_architecture(h, fam)
     if task not in fam.tasks:
@@ -124,7 +125,8 @@ def _load_hf(directory: Path, task, backend, allow_pickle, task_kwargs) -> nn.Mo
                 extra["problem_type"] = h["problem_type"]
         extra.update(task_kwargs)
     model = _build(task, cfg, head, backend, extra)
-    state = normalise_hf(read_weights(directory, allow_pickle), fam)
+    state = normalise_hf(state if state is not None else read_weights(directory, allow_pickle),
+                         fam)
     mapping = key_map(model, fam, task, prefixed=True)  # normalise_hf prefixes all
     ours, missing = {}, []
     for key, names in mapping.items():
