@@ -150,3 +150,23 @@ def test_real_sentence_transformers_model_by_id(offline_home):
     by_id = pipeline("embed", repo, dtype="float32")(texts)
     by_path = pipeline("embed", MINILM, dtype="float32")(texts)
     assert torch.equal(torch.as_tensor(by_id), torch.as_tensor(by_path))
+
+
+def test_pipeline_takes_the_pickle_opt_in(tiny_mlm, tmp_path, offline_home):
+    """pipeline(..., allow_pickle=True) reaches load (it raised TypeError); by path and by id."""
+    from unmask import pipeline
+    from unmask.checkpoints import read_weights
+
+    old = tmp_path / "old"
+    old.mkdir()
+    for name, path in _files(tiny_mlm).items():
+        if name != "model.safetensors":
+            (old / name).write_bytes(path.read_bytes())
+    torch.save(read_weights(tiny_mlm), old / "pytorch_model.bin")
+    text = "Paris is the [MASK] of France."
+    with pytest.raises(ValueError, match="allow_pickle=True"):
+        pipeline("fill-mask", old)
+    expected = pipeline("fill-mask", tiny_mlm)(text)
+    assert pipeline("fill-mask", old, allow_pickle=True)(text) == expected
+    hub_cache(offline_home, REPO, _files(old), "e" * 40)
+    assert pipeline("fill-mask", REPO, allow_pickle=True)(text) == expected
