@@ -82,6 +82,24 @@ def test_hub_parquet_layout_two_seeds_and_overrides(tiny, tmp_path, capsys):
         [True] * 6
 
 
+def test_minutes_per_task_plans_the_schedule(tiny, tmp_path, capsys):
+    """A budget the recipe's 3 epochs fit in keeps them (the budget only caps); one they do
+    not fit leaves the budget as the only limit (the schedule decays over it)."""
+    data = write_glue_data(tmp_path / "glue_data", n=40)
+    out = tmp_path / "run"
+    base = ["glue", "--model", str(tiny), "--data", str(data), "--quiet", "--device", "cpu",
+            "--set", "dtype=fp32", "--tasks", "wnli"]
+    assert main([*base, "--out", str(out / "a"), "--minutes-per-task", "2"]) == 0
+    assert "3 epochs fit in 2 min" in capsys.readouterr().err
+    settings = json.loads((out / "a/wnli/seed0/metrics.json").read_text())["settings"]
+    assert (settings["epochs"], settings["minutes"]) == (3.0, 2.0)
+    assert main([*base, "--out", str(out / "b"), "--minutes-per-task", "0.001"]) == 0
+    assert "0.001 min, about" in capsys.readouterr().err
+    settings = json.loads((out / "b/wnli/seed0/metrics.json").read_text())["settings"]
+    assert (settings["epochs"], settings["minutes"]) == (None, 0.001)
+    assert not (out / "a/wnli/seed0/timing").exists()
+
+
 def test_errors_are_one_line(tiny, tmp_path, capsys):
     data = write_glue_data(tmp_path / "glue_data", n=4)
     base = ["glue", "--model", str(tiny), "--out", str(tmp_path / "o"), *QUICK]

@@ -56,7 +56,7 @@ SETTABLE = {f.name: _KINDS[str(f.type).split(" ")[0]] for f in fields(Settings)
 SETTABLE |= {key: int for key in TASK_KEYS}
 METRIC_KEYS = ("mcc", "accuracy", "f1", "pearson", "spearman")
 SAFETY = 0.9  # a time budget plans the schedule for this share of it (speed varies)
-CALIBRATION_BATCHES = 4
+CALIBRATION_BATCHES = 5
 
 
 class GlueClassifyTask(ClassifyTask):
@@ -117,17 +117,24 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _plan(task, train, dev, settings: Settings, minutes: float, workdir: Path
           ) -> tuple[Settings, str]:
-    """Fit the schedule to a time budget. A short timed run (a few batches) gives the speed;
-    when the recipe's epochs fit in SAFETY of the budget they stay (the budget only caps),
-    else the budget is the only limit and the schedule decays over it (the engine projects
-    the total from its pace). Returns (settings, what was planned, in words)."""
-    sample = train[:task.batch_size * CALIBRATION_BATCHES]
+    """Fit the schedule to a time budget. Two short timed runs (1 and CALIBRATION_BATCHES
+    batches: their difference cancels what every run pays once, the first step, the save)
+    give the speed; when the recipe's epochs fit in SAFETY of the budget they
+    stay (the budget only caps), else the budget is the only limit and the schedule decays over
+    it (the engine projects the total from its pace). Returns (settings, the plan in words)."""
     probe = replace(settings, epochs=1.0, minutes=None, steps=None, patience=0,
                     progress=False, save_every=0)
-    summary = finetune(task, "train (timing)", "dev", workdir, probe, train_examples=sample,
-                       dev_examples=dev[:8])
-    shutil.rmtree(workdir, ignore_errors=True)
-    rate = len(sample) / max(summary["train_seconds"], 1e-6)
+    sizes = sorted({min(len(train), task.batch_size * n) for n in (1, CALIBRATION_BATCHES)})
+    seconds = []
+    for n in sizes:
+        summary = finetune(task, "train (timing)", "dev", workdir, probe,
+                           train_examples=train[:n], dev_examples=dev[:8])
+        seconds.append(summary["train_seconds"])
+        shutil.rmtree(workdir, ignore_errors=True)
+    if len(sizes) == 2 and seconds[1] > seconds[0]:
+        rate = (sizes[1] - sizes[0]) / (seconds[1] - seconds[0])
+    else:  # a training set of one batch, or timings lost in noise: the slower estimate
+        rate = sizes[-1] / max(seconds[-1], 1e-3)
     if settings.epochs and rate * minutes * 60 * SAFETY >= settings.epochs * len(train):
         return replace(settings, minutes=minutes), (
             f"{rate:.0f} examples/s: {settings.epochs:g} epochs fit in {minutes:g} min")
