@@ -435,9 +435,7 @@ ACCEPTED_NONSENSE = [
     (["fill", "a [MASK]"], "--top-k", "-1", "negative top-k"),
     (["fill", "a [MASK]"], "--beam-size", "0", "zero beams"),
     (["classify", "a"], "--top-k", "0", "zero labels"),
-    (["masks", "show", "causal", "--length", "4"], "--window", "-2", "negative window"),
     (["masks", "show", "causal", "--length", "4"], "--pad", "-1", "negative padding, ignored"),
-    (["masks", "show", "block-sparse", "--length", "4"], "--block", "0", "zero block size"),
 ]
 
 
