@@ -77,8 +77,13 @@ def from_sentencepiece(
     else:
         unk_id = proto.trainer_spec.unk_id
         backend = tokenizers.Tokenizer(models.Unigram(pieces, unk_id=unk_id, byte_fallback=False))
-        steps = [*([normalizers.Lowercase()] if do_lower_case else []), normalizers.Strip(),
-                 *precompiled, normalizers.Replace(Regex(" {2,}"), " ")]
+        # sentencepiece strips and collapses spaces after its character map, which may map
+        # a character to a space (a trailing BOM or zero-width space): DebertaV2Converter's
+        # Strip() before the map keeps those, this order does not.
+        spaces = [normalizers.Replace(Regex(r"\A +| +\z"), ""),
+                  normalizers.Replace(Regex(" {2,}"), " ")]
+        steps = [*([normalizers.Lowercase()] if do_lower_case else []), *precompiled,
+                 *(spaces if proto.normalizer_spec.remove_extra_whitespaces else [])]
         # DeBERTa's converter wraps Metaspace in a Sequence, with or without punctuation splits.
         split = [pre_tokenizers.Punctuation(behavior="isolated")] if split_by_punct else []
     # Control pieces ([CLS], <s>, ...) and user-defined ones are never split; control = special.
