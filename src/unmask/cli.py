@@ -24,12 +24,36 @@ def build_parser() -> argparse.ArgumentParser:
     for info in sorted(pkgutil.iter_modules(unmask.commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"unmask.commands.{info.name}")
         module.register(sub)
+    _add_threads(sub)
     return parser
+
+
+def _add_threads(sub: argparse._SubParsersAction) -> None:
+    """--threads on every command (nested ones too), applied once in main()."""
+    from unmask.hardware import check_threads
+
+    def threads(value: str) -> int:
+        try:
+            return check_threads(value, "--threads")
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    for p in sub.choices.values():
+        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            for a in nested:
+                _add_threads(a)
+        elif not any("--threads" in a.option_strings for a in p._actions):
+            p.add_argument("--threads", type=threads, default=None,
+                           help="CPU threads for torch (default $UNMASK_THREADS, else all cores)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from unmask.hardware import set_threads
+
+        set_threads(getattr(args, "threads", None))
         return args.func(args) or 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

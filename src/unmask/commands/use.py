@@ -14,16 +14,41 @@ from contextlib import contextmanager
 
 
 def _texts(args, at_least: int = 1) -> list[str]:
+    """The input texts: the arguments, else --file, else stdin; one text per line.
+
+    Every line is one input and gets one output row (embed -o writes row i for line i), so a
+    blank line is refused with its number rather than dropped; text that is not UTF-8 is
+    refused naming the file and line.
+    """
     texts = list(args.texts or [])
     if not texts and args.file:
-        with open(args.file, encoding="utf-8") as f:
-            texts = [line.rstrip("\n") for line in f if line.strip()]
+        with open(args.file, "rb") as f:
+            texts = _lines(f, args.file)
     if not texts and not sys.stdin.isatty():
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        stream = getattr(sys.stdin, "buffer", None)
+        texts = _lines(stream, "stdin") if stream is not None else _lines(
+            (line.encode("utf-8") for line in sys.stdin), "stdin")
     if len(texts) < at_least:
         raise SystemExit(f"error: give at least {at_least} text(s) as arguments, with --file, "
                          "or on stdin (one per line)")
     return texts
+
+
+def _lines(raw, name: str) -> list[str]:
+    """Decoded lines of a byte stream, one text each (a final newline ends the last line)."""
+    out = []
+    for number, line in enumerate(raw, 1):
+        try:
+            text = line.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            raise SystemExit(f"error: {name} line {number} is not UTF-8 (byte "
+                             f"0x{line[e.start]:02x} at byte {e.start + 1}); save it as UTF-8"
+                             ) from None
+        if not text.strip():
+            raise SystemExit(f"error: {name} line {number} is blank; each line is one input "
+                             "(and one output row): remove blank lines")
+        out.append(text)
+    return out
 
 
 @contextmanager
@@ -242,8 +267,11 @@ def _common(p, texts_help: str = "texts (else --file, else stdin, one per line)"
     p.add_argument("--file", "-f", help="read texts from this file, one per line")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--batch-tokens", type=int, default=8192, help="padded tokens per batch")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation (CPU)")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "int8"), default="auto",
+                   help="auto (default): float32 on CPUs (exact), bfloat16 on GPUs that have "
+                        "it; bfloat16: fast only where the CPU has AVX-512 BF16 / AMX; int8: "
+                        "CPU, faster, approximate")
+    p.add_argument("--quantize", action="store_true", help="the same as --dtype int8")
     p.add_argument("--device", default="cpu")
 
 

@@ -7,8 +7,8 @@
 Tasks (the name, or an alias): fill-mask, score, embed, similarity, classify (alias
 text-classification), zero-shot (zero-shot-classification), ner (token-classification),
 answer (question-answering). Each is a class in its own module; pipeline() picks it, and
-passes options (batch_tokens, dtype, quantize, device, progress) through to
-unmask.pipelines.base.Pipeline.
+passes options (batch_tokens, dtype, device, progress) through to
+unmask.pipelines.base.Pipeline; engine="onnx" runs an exported embed graph on ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -39,15 +39,28 @@ ALIASES = {"text-classification": "classify", "zero-shot-classification": "zero-
            "feature-extraction": "embed", "fill_mask": "fill-mask"}
 
 
-def pipeline(task: str, model: str | Path | Any, tokenizer=None, **options: Any) -> Pipeline:
+def pipeline(task: str, model: str | Path | Any, tokenizer=None, engine: str = "torch",
+             **options: Any) -> Pipeline:
     """The pipeline for `task` over `model` (a checkpoint directory, hub id or loaded model).
 
-    options: batch_tokens=8192, dtype="float32" | "bfloat16", quantize=False, device="cpu",
-    progress=None, and per task: truncate (embed, similarity), stride (classify, ner).
+    options: batch_tokens=8192, dtype="auto" | "float32" | "bfloat16" | "int8" (see
+    unmask.pipelines.base), device="cpu", progress=None, and per task: truncate (embed,
+    similarity), stride (classify, ner).
+    engine: "torch" (default), or "onnx" for embed: model is then a directory written by
+    `unmask export onnx --task embed`, run by ONNX Runtime (unmask.pipelines.engine_onnx).
     """
     name = ALIASES.get(task, task)
     if name not in PIPELINES:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(PIPELINES)}")
+    if engine == "onnx":
+        if name != "embed":
+            raise ValueError(f"engine='onnx' runs the embed pipeline; run {name!r} with "
+                             "engine='torch'")
+        from unmask.pipelines.engine_onnx import OnnxEmbed
+
+        return OnnxEmbed(model, tokenizer, **options)
+    if engine != "torch":
+        raise ValueError(f"engine must be 'torch' or 'onnx', got {engine!r}")
     return PIPELINES[name](model, tokenizer, **options)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from unmask.pipelines.base import Batch, Pipeline
+from unmask.pipelines.base import Batch, Pipeline, check_int
 
 _MASKED = -10000.0  # as transformers: an impossible position gets exp(-10000) ~ 0
 
@@ -32,6 +32,9 @@ class Answer(Pipeline):
         contexts = [context] * len(questions) if isinstance(context, str) else list(context)
         if len(questions) != len(contexts):
             raise ValueError(f"got {len(questions)} questions but {len(contexts)} contexts")
+        for name, value, low in (("top_k", top_k, 1), ("max_answer_len", max_answer_len, 1),
+                                 ("doc_stride", doc_stride, 0), ("max_length", max_length, 8)):
+            check_int(name, value, low)
         max_length = min(max_length, self.max_length)
         pairs = list(zip(questions, contexts))
         q_len = max(len(ids) for ids in self.tokens(questions, truncation=False).input_ids)

@@ -4,13 +4,27 @@ Axes: N rows (texts, or windows of texts), B rows in one batch, L their padded l
 
 Throughput by design (see `run`): rows are sorted by length and cut into batches by a token
 budget (B x L <= batch_tokens), so a batch holds rows of similar length and little padding;
-the encoder runs unpadded (padding is removed before the first layer); results go back to the
-caller in input order. Optional bfloat16 weights, or int8 dynamic quantisation of the linear
-layers (CPU), trade a little accuracy for speed.
+the encoder runs on the unpadded layout (padding is removed before the first layer); results
+go back to the caller in input order.
+
+Precision (`dtype`), measured in benchmarks/RESULTS.md:
+  "float32"   exact: the same numbers as transformers / sentence-transformers (1e-5).
+  "bfloat16"  bf16 weights and activations: about 2-3x faster where the hardware multiplies
+              bf16 natively (CPUs with AVX-512 BF16 or AMX, recent GPUs), cosine to float32
+              >= 0.999 on sentence embeddings. On a CPU without those instructions PyTorch
+              emulates it and it is about 5x SLOWER than float32: asking for it there warns.
+  "int8"      (CPU) dynamic quantisation of the encoder's linear layers, int8 weights with one
+              scale per output channel (per-tensor scales lost 2-3x more cosine), activations
+              quantised per batch; heads (classifier, MLM decoder) stay float32. Faster than
+              float32, approximate: mean cosine ~0.97 to float32 on MiniLM sentence embeddings.
+  "auto"      (default) float32 on CPUs, exact unless the user opts into speed;
+              bfloat16 on GPUs that support it (their float32 matmuls are the slow path).
+quantize=True is the older spelling of dtype="int8".
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +34,68 @@ from torch import nn
 
 from unmask.batching import Batch, batches
 from unmask.checkpoints import load, resolve
+from unmask.hardware import fast_bf16
 from unmask.tokenizer import Tokenizer
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = ("auto", "float32", "bfloat16", "int8")
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.float32}
+# Measured with an all-MiniLM-L6-v2 pipeline on a 2-core AVX2 CPU: 7.1 vs 39.1 sentences/s.
+EMULATED_BF16_SLOWDOWN = 5
+_warned_bf16: set[str] = set()
+
+
+def resolve_dtype(dtype: str, device: str | torch.device = "cpu", quantize: bool = False) -> str:
+    """The precision a pipeline runs in: "float32", "bfloat16" or "int8" (see the module doc).
+
+    dtype: one of DTYPES. quantize: the older spelling of dtype="int8".
+    Warns (once per device type) when bfloat16 is asked for where it is emulated.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    kind = torch.device(device).type
+    if quantize:
+        if dtype not in ("auto", "int8"):
+            raise ValueError(f"quantize=True means dtype='int8'; it cannot be combined with "
+                             f"dtype={dtype!r}")
+        dtype = "int8"
+    if dtype == "auto":
+        return "bfloat16" if kind != "cpu" and fast_bf16(device) else "float32"
+    if dtype == "int8" and kind != "cpu":
+        raise ValueError(f"int8 dynamic quantisation runs on CPU only, not on {device!r}; use "
+                         "dtype='bfloat16' on GPUs")
+    if dtype == "bfloat16" and not fast_bf16(device) and kind not in _warned_bf16:
+        _warned_bf16.add(kind)
+        what = ("this CPU has no bfloat16 instructions (AVX-512 BF16 / AMX)" if kind == "cpu"
+                else f"{device} does not support bfloat16 natively")
+        warnings.warn(f"dtype='bfloat16': {what}, so PyTorch emulates it, about "
+                      f"{EMULATED_BF16_SLOWDOWN}x slower than float32 (measured); use "
+                      "dtype='float32' (exact) or 'int8' (faster, approximate)",
+                      RuntimeWarning, stacklevel=3)
+    return dtype
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """model with every nn.Linear of its encoder replaced by a dynamically quantised int8 one.
+
+    Weights: symmetric int8, one scale per output channel (torch's per_channel_dynamic_qconfig);
+    activations: quantised per call from their range. Heads stay float32: they are small, or
+    (the MLM decoder) tied to the embeddings and run only at the masked positions.
+    """
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    spec = {name: qconfig for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and name.startswith("encoder.")}
+    with warnings.catch_warnings():  # torch.ao's notice that it moves to torchao
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8)
+
+
+def check_int(name: str, value: Any, low: int = 1, high: int | None = None) -> int:
+    """value as an int in [low, high], or ValueError naming the option and the valid range."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+            high is not None and value > high):
+        limits = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{name} must be an int {limits}, got {value!r}")
+    return value
 
 
 class Pipeline:
@@ -31,24 +104,27 @@ class Pipeline:
     model: a checkpoint directory / hub id, or an already loaded unmask model (then pass
         tokenizer). tokenizer: an unmask Tokenizer (default: the checkpoint's).
     batch_tokens: padded tokens per forward pass (memory grows with it).
-    dtype: "float32" (default) or "bfloat16". quantize: int8 dynamic quantisation of every
-        nn.Linear (CPU only; a few percent of accuracy for speed on small batches).
+    dtype: "auto" (default), "float32", "bfloat16" or "int8" (see the module docstring).
+        quantize=True: the older spelling of dtype="int8".
     device: "cpu", "cuda", ... progress: optional callable(done_rows, total_rows), called
         after each batch (the CLI draws a progress bar with it).
+    revision: the branch, tag or commit of a hub id. allow_pickle: permit a checkpoint with only
+        pytorch_model.bin (see unmask.checkpoints.read_weights).
+    A pipeline may be called from many threads at once (the tokenizer serialises its own
+    calls; the model only reads its weights).
     """
 
     task = "encoder"  # the checkpoint task this pipeline needs (unmask.checkpoints.load)
 
     def __init__(self, model: str | Path | nn.Module, tokenizer: Tokenizer | None = None, *,
-                 batch_tokens: int = 8192, dtype: str = "float32", quantize: bool = False,
-                 device: str = "cpu", progress: Callable[[int, int], None] | None = None):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        if not isinstance(batch_tokens, int) or batch_tokens < 1:
-            raise ValueError(f"batch_tokens must be a positive int, got {batch_tokens!r}")
+                 batch_tokens: int = 8192, dtype: str = "auto", quantize: bool = False,
+                 device: str = "cpu", progress: Callable[[int, int], None] | None = None,
+                 revision: str | None = None, allow_pickle: bool = False):
+        self.dtype = resolve_dtype(dtype, device, quantize)
+        check_int("batch_tokens", batch_tokens)
         if isinstance(model, (str, Path)):
-            directory = resolve(model)
-            model = load(directory, task=self.task, backend="unpadded")
+            directory = resolve(model, revision, allow_pickle)
+            model = load(directory, task=self.task, allow_pickle=allow_pickle)
             missing = [k for k in model.load_report.missing if not k.startswith("encoder.")]
             if missing and self.task != "embedding":
                 raise ValueError(
@@ -61,12 +137,10 @@ class Pipeline:
         elif getattr(model, "task", None) != self.task:
             raise TypeError(f"this pipeline needs a {self.task} model, got "
                             f"{type(model).__name__}")
-        model = model.to(device=device, dtype=DTYPES[dtype]).eval()
-        model.encoder.backend = "unpadded"
-        if quantize:
-            if device != "cpu":
-                raise ValueError("int8 dynamic quantisation runs on CPU only")
-            model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        model = model.to(device=device, dtype=TORCH_DTYPES[self.dtype]).eval()
+        model.encoder.layout = "unpadded"
+        if self.dtype == "int8":
+            model = quantize_int8(model)
         self.model, self.tokenizer = model, tokenizer
         self.batch_tokens, self.device, self.progress = batch_tokens, device, progress
         cfg = model.config

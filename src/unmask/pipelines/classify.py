@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from unmask.pipelines.base import Batch, Pipeline, as_list
+from unmask.pipelines.base import Batch, Pipeline, as_list, check_int
 
 
 class Classify(Pipeline):
@@ -24,7 +24,8 @@ class Classify(Pipeline):
 
     def __init__(self, *args, stride: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.stride = stride if stride is not None else self.max_length // 4
+        self.stride = (self.max_length // 4 if stride is None
+                       else check_int("stride", stride, 0, self.max_length - 3))
         m = self.model
         self.labels = [(m.id2label or {}).get(i, f"LABEL_{i}") for i in range(m.num_labels)]
 
@@ -57,7 +58,8 @@ class Classify(Pipeline):
     def __call__(self, inputs, top_k: int | None = 1):
         texts, single = as_list(inputs)
         scores = self.scores(texts)
-        k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
+        k = len(self.labels) if top_k is None else min(check_int("top_k", top_k),
+                                                          len(self.labels))
         values, best = scores.topk(k, dim=-1)
         out = [[{"label": self.labels[i], "score": v} for v, i in zip(vs, bs)]
                for vs, bs in zip(values.tolist(), best.tolist())]

@@ -26,28 +26,28 @@ class Embed(Pipeline):
 
     def __init__(self, *args, truncate: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.truncate = truncate
+        self.truncate, self.normalize = truncate, self.model.normalize
         if self.model.max_length:
             self.max_length = min(self.max_length, self.model.max_length)
+
+    def pooled(self, batch: Batch) -> torch.Tensor:
+        """Pooled, not yet normalised vectors float32 (B, H) of one batch of rows."""
+        hidden = self.encode(batch).float()  # (B, L, H); bf16 sums lose digits, so fp32
+        return pool(hidden, batch.attention_mask, self.model.pooling)
 
     def __call__(self, inputs: str | Sequence[str]) -> torch.Tensor:
         texts, single = as_list(inputs)
         windows = not self.truncate
         enc = self.tokens(texts, max_length=self.max_length, return_overflowing=windows,
                           stride=self.max_length // 4 if windows else 0)
-        owner = np.asarray(enc.overflow_to_sample_mapping, dtype=np.int64)
-
-        def fn(batch: Batch) -> list[torch.Tensor]:
-            hidden = self.encode(batch)  # (B, L, H)
-            return list(pool(hidden, batch.attention_mask, self.model.pooling).float().cpu())
-
-        vectors = torch.stack(self.run(enc.input_ids, fn))  # (rows, H)
+        owner = torch.from_numpy(np.asarray(enc.overflow_to_sample_mapping, dtype=np.int64))
+        vectors = torch.stack(self.run(enc.input_ids,
+                                       lambda batch: list(self.pooled(batch).cpu())))  # (rows, H)
         counts = torch.tensor([len(r) for r in enc.input_ids], dtype=torch.float32)
-        out = torch.zeros(len(texts), vectors.shape[1])
-        out.index_add_(0, torch.from_numpy(owner), vectors * counts[:, None])
-        weight = torch.zeros(len(texts)).index_add_(0, torch.from_numpy(owner), counts)
-        out = out / weight[:, None]
-        if self.model.normalize:
+        out = torch.zeros(len(texts), vectors.shape[1]).index_add_(0, owner,
+                                                                    vectors * counts[:, None])
+        out = out / torch.zeros(len(texts)).index_add_(0, owner, counts)[:, None]
+        if self.normalize:
             out = F.normalize(out, dim=-1)
         return out[0] if single else out
 

@@ -17,15 +17,16 @@ from collections.abc import Sequence
 
 import torch
 
-from unmask.pipelines.base import Batch, as_list, centered_window
+from unmask.pipelines.base import Batch, as_list, centered_window, check_int
 from unmask.pipelines.score import Score, logits_at
 
 
 class FillMask(Score):
     """fill_mask(texts, top_k=5, targets=None, joint=False, beam_size=5).
 
-    targets: restrict candidates to these words (a word missing from the vocabulary is
-        replaced by its first token, as transformers does). top_k is capped at their number.
+    top_k: candidates per mask, >= 1; capped at the vocabulary size (or at the number of
+        targets). targets: restrict candidates to these words (a word missing from the
+        vocabulary is replaced by its first token, as transformers does).
     Each text must contain the tokenizer's mask token ([MASK], <mask>, ...).
     joint=True returns per text the top_k whole sentences, best first:
     {"sequence", "tokens" (ids filled in, left to right), "token_strs", "pll" (the sentence's
@@ -36,11 +37,10 @@ class FillMask(Score):
                  targets: str | Sequence[str] | None = None, joint: bool = False,
                  beam_size: int = 5):
         texts, single = as_list(inputs)
-        if not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+        check_int("top_k", top_k)
         target_ids = self._target_ids(targets)
-        if target_ids is not None:
-            top_k = min(top_k, len(target_ids))
+        # As with targets: never more candidates than there are tokens to choose from.
+        top_k = min(top_k, self.config.vocab_size if target_ids is None else len(target_ids))
         enc = self.tokens(texts, truncation=False)
         mask_id = self.tokenizer.mask_token_id
         masks = []
@@ -136,8 +136,7 @@ class FillMask(Score):
                 "sequence": self.tokenizer.decode(filled, skip_special_tokens=skip_specials)}
 
     def _joint(self, ids, where, top_k, beam_size, target_ids):
-        if not isinstance(beam_size, int) or beam_size < 1:
-            raise ValueError(f"beam_size must be a positive int, got {beam_size!r}")
+        check_int("beam_size", beam_size)
         width = max(beam_size, top_k)
         beams = [(list(ids), 0.0)]
         for p in where:  # left to right

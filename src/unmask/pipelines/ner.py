@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unmask.pipelines.base import Batch, Pipeline, as_list
+from unmask.pipelines.base import Batch, Pipeline, as_list, check_int
 
 AGGREGATIONS = ("none", "simple", "first", "average", "max")
 
@@ -32,7 +32,8 @@ class NER(Pipeline):
 
     def __init__(self, *args, stride: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.stride = stride if stride is not None else self.max_length // 4
+        self.stride = (self.max_length // 4 if stride is None
+                       else check_int("stride", stride, 0, self.max_length - 3))
         m = self.model
         self.labels = [(m.id2label or {}).get(i, f"LABEL_{i}") for i in range(m.num_labels)]
 
