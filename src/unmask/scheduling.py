@@ -216,7 +216,9 @@ async def run_jobs(scheduler: Scheduler, fn: Callable[[list[Any]], list[Any]],
     """Run jobs as one call and give each its slice of the results.
 
     When a merged call fails, each job is rerun alone, so one bad request fails only itself;
-    the request at fault gets the pipeline's exception.
+    the request at fault gets the pipeline's exception (anything that is not an Exception,
+    such as a Rust panic, as a RuntimeError), so no request waits for an answer that never
+    comes.
     """
     jobs = [job for job in jobs if job.wanted]
     if not jobs:
@@ -226,7 +228,11 @@ async def run_jobs(scheduler: Scheduler, fn: Callable[[list[Any]], list[Any]],
         results = await scheduler.run(call)
     except Dropped:
         return
-    except Exception as err:  # noqa: BLE001  (handed to the request at fault)
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # noqa: BLE001  (handed to the request at fault)
+        if not isinstance(err, Exception):  # e.g. a Rust panic from a tokenizer: never hang
+            err = RuntimeError(f"{type(err).__name__}: {err}")
         if len(jobs) > 1:
             for job in jobs:
                 await run_jobs(scheduler, fn, [job])

@@ -182,6 +182,11 @@ def cost_zero_shot(pipe: Pipeline, texts: list[str], candidate_labels: list[str]
     L = pipe.max_length
     hyps = [len(ids) for ids in _ids(pipe, [hypothesis_template.format(x)
                                             for x in candidate_labels])]
+    for label, h in zip(candidate_labels, hyps):
+        if L - h - 1 <= pipe.stride:  # the tokenizer would panic on the windows' overlap
+            raise ValueError(f"the hypothesis for label {label[:40]!r} is {h} tokens: it leaves "
+                             f"no room for text in the model's {L}-token windows (overlap "
+                             f"{pipe.stride}); shorten the label or the template")
     total = 0
     for t in map(len, _ids(pipe, texts)):
         for h in hyps:  # the pair is [CLS] text [SEP] hypothesis [SEP]; only the text is cut

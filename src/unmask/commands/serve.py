@@ -37,7 +37,7 @@ def cmd_serve(args) -> int:
     limits = {"max_texts": args.max_texts, "max_chars": args.max_chars,
               "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
               "wait_ms": args.wait_ms, "max_cost": args.max_cost, "timeout_s": args.timeout,
-              "max_pending": args.max_pending,
+              "max_pending": args.max_pending, "max_queues": args.max_queues,
               "allowed_hosts": args.allowed_hosts or default_hosts(args.host)}
     if args.workers > 1:
         threads = getattr(args, "threads", None) or os.environ.get("UNMASK_THREADS")
@@ -80,6 +80,9 @@ def register(sub) -> None:
                    help="seconds for a request's answer (else 504, work dropped)")
     p.add_argument("--max-pending", type=_number(int, 1), default=256,
                    help="requests in flight at once (else 503)")
+    p.add_argument("--max-queues", type=_number(int, 1), default=64,
+                   help="micro-batching queues alive at once, one per task and option set "
+                        "(beyond: run unmerged)")
     p.add_argument("--max-batch", type=_number(int, 1), default=64,
                    help="texts merged into one model call")
     p.add_argument("--wait-ms", type=_number(float, 0, 60000), default=2.0,
