@@ -284,3 +284,25 @@ def test_bad_sentencepiece_files_give_one_clear_line(tmp_path):
     (bpe / "m.model").rename(bpe / "spm.model")
     with pytest.raises(ValueError, match="only Unigram models"):
         Tokenizer.from_pretrained(bpe)
+
+
+def test_a_hub_id_loads_through_the_hub_cache(deberta, tmp_path, monkeypatch):
+    # The DeBERTa directory as huggingface_hub caches a download of it; offline, the hub id
+    # resolves (unmask.checkpoints.resolve) to that snapshot.
+    from test_hub import hub_cache
+
+    d, _ = deberta
+    hub_cache(tmp_path / "hf", "microsoft/deberta-v3-tiny",
+              {p.name: p for p in d.iterdir()}, commit="0" * 40)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ours = Tokenizer.from_pretrained("microsoft/deberta-v3-tiny")
+    text = ["A hub id, resolved offline.", "The capital of France is [MASK]."]
+    assert ours.encode_batch(text, padding=False).input_ids == Tokenizer.from_pretrained(
+        d).encode_batch(text, padding=False).input_ids
+    assert ours.mask_token_id == VOCAB
+    with pytest.raises(FileNotFoundError, match="microsoft/not-cached") as e:
+        Tokenizer.from_pretrained("microsoft/not-cached")
+    assert "\n" not in str(e.value)
