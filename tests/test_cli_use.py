@@ -30,7 +30,7 @@ def test_fill_json_equals_the_pipeline(dirs, capsys):
 
 
 def test_texts_from_stdin_and_files(dirs, capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr("sys.stdin", io.StringIO("Wolfgang lives in Berlin\n\nSarah too\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("Wolfgang lives in Berlin\nSarah too\n"))
     got = run_json(capsys, "ner", "-m", str(dirs["ner"]), "-a", "first")
     assert len(got) == 2 and all(isinstance(e["start"], int) for ents in got for e in ents)
     f = tmp_path / "texts.txt"
@@ -68,3 +68,60 @@ def test_attention_picture(dirs, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit, match="layer 7 is out of range"):
         main(["attention", "-m", str(dirs["mlm"]), "x", "--layer", "7", "--png", str(png)])
+
+
+def test_every_line_is_one_row_blank_lines_are_refused(dirs, capsys, monkeypatch, tmp_path):
+    f = tmp_path / "five.txt"
+    f.write_text("a cat\n\nsits\n\non a mat\n")  # 5 lines, 2 blank: rows would not match
+    with pytest.raises(SystemExit, match="five.txt line 2 is blank"):
+        main(["embed", "-m", str(MINILM), "-f", str(f)])
+    monkeypatch.setattr("sys.stdin", io.StringIO("I loved it\n  \nawful\n"))
+    with pytest.raises(SystemExit, match="stdin line 2 is blank"):
+        main(["classify", "-m", str(dirs["classify"])])
+    f.write_text("a cat\r\nsits\r\non a mat\r\n")  # Windows line ends: still 3 rows
+    assert len(run_json(capsys, "embed", "-m", str(MINILM), "-f", str(f))) == 3
+
+
+def test_non_utf8_file_names_the_file_and_line(dirs, tmp_path):
+    f = tmp_path / "latin1.txt"
+    f.write_bytes("The cat [MASK].\nCaf\u00e9 [MASK] here.\n".encode("latin-1"))
+    with pytest.raises(SystemExit, match=r"latin1.txt line 2 is not UTF-8 \(byte 0xe9"):
+        main(["fill", "-m", str(dirs["mlm"]), "-f", str(f)])
+
+
+def test_numeric_flags_are_checked(dirs, capsys):
+    got = run_json(capsys, "fill", "-m", str(dirs["mlm"]), "The [MASK] sat.", "-k", "100000")
+    assert len(got[0]) == 30522  # capped at the vocabulary, not a RuntimeError from topk
+    for argv, message in ((["-k", "0"], "top_k must be an int >= 1"),
+                          (["--batch-tokens", "0"], "batch_tokens must be an int >= 1"),
+                          (["--beam-size", "0", "--joint"], "beam_size must be")):
+        with pytest.raises(SystemExit, match=message):
+            main(["fill", "-m", str(dirs["mlm"]), "The [MASK] sat.", *argv])
+    with pytest.raises(SystemExit, match="top_k must be"):
+        main(["answer", "-m", str(dirs["qa"]), "-q", "Where?", "In Berlin", "-k", "0"])
+
+
+def test_threads_on_every_command(dirs, capsys, monkeypatch):
+    import torch
+
+    from unmask.cli import build_parser
+
+    before = torch.get_num_threads()
+    try:
+        for argv in (["fill", "x"], ["export", "onnx", "m", "--task", "embed", "--out", "o"],
+                     ["finetune", "classify", "--model", "m", "--train", "t", "--dev", "d",
+                      "--out", "o"]):
+            assert build_parser().parse_args([*argv, "--threads", "1"]).threads == 1
+        assert main(["score", "-m", str(dirs["mlm"]), "The cat sat.", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+        capsys.readouterr()
+        monkeypatch.setenv("UNMASK_THREADS", "2")
+        assert main(["score", "-m", str(dirs["mlm"]), "The cat sat."]) == 0
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("UNMASK_THREADS", "two")
+        assert main(["score", "-m", str(dirs["mlm"]), "The cat sat."]) == 2
+        assert "UNMASK_THREADS must be a whole number" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(["score", "x", "--threads", "0"])
+    finally:
+        torch.set_num_threads(before)

@@ -141,3 +141,59 @@ def test_bfloat16_embeddings_stay_close_to_float32(tokenizer, backend):
     assert half.dtype == torch.float32 and half.shape == ref.shape
     cos = torch.nn.functional.cosine_similarity(half, ref, dim=-1)
     assert cos.min().item() >= 0.999, cos
+
+
+def _docstring_sentences(n: int) -> list[str]:
+    """Real prose of mixed length: sentences of the standard library's docstrings."""
+    import random
+    import re
+
+    from unmask.data.docstrings import docstring_corpus
+
+    out = []
+    for doc in docstring_corpus(max_chars=300_000, include_site_packages=False):
+        out += [s for s in re.split(r"(?<=[.!?])\s+", " ".join(doc.split()))
+                if len(s.split()) >= 3]
+    random.Random(0).shuffle(out)
+    return out[:n]
+
+
+def test_int8_pipeline_keeps_per_channel_accuracy():
+    # Per-channel weight scales: mean cosine ~0.97 on these sentences; per-tensor scales
+    # (torch's default qconfig, what `quantize=True` used to do) gave ~0.94.
+    from unmask import pipeline
+
+    texts = _docstring_sentences(120)
+    ref = pipeline("embed", MODEL_DIR)(texts)
+    int8 = pipeline("embed", MODEL_DIR, dtype="int8")
+    assert type(int8.model.encoder.layers[0].attn.qkv).__name__ == "Linear"  # quantized Linear
+    assert "quantized" in type(int8.model.encoder.layers[0].attn.qkv).__module__
+    cos = torch.nn.functional.cosine_similarity(int8(texts), ref, dim=-1)
+    assert cos.mean().item() >= 0.96 and cos.min().item() >= 0.9, cos
+
+
+@pytest.mark.skipif(not __import__("unmask.hardware").hardware.cpu_has_bf16(),
+                    reason="the CPU has no AVX-512 BF16 / AMX: bf16 is emulated and slow")
+def test_bf16_pipeline_is_as_fast_as_the_bf16_embedder(tokenizer):
+    import time
+
+    from unmask import pipeline
+
+    texts = _docstring_sentences(200)
+    embed = pipeline("embed", MODEL_DIR, dtype="bfloat16", truncate=True)
+    model = load(MODEL_DIR, task="embedding", backend="unpadded").to(torch.bfloat16)
+    seconds = {"pipeline": [], "embedder": []}
+    with torch.inference_mode():
+        embed(texts[:20]), model.encode(texts[:20], tokenizer, max_length=256)
+        for _ in range(3):  # interleaved: load from elsewhere hits both
+            for name, fn in (("pipeline", lambda: embed(texts)),
+                             ("embedder", lambda: model.encode(texts, tokenizer,
+                                                               max_length=256))):
+                start = time.perf_counter()
+                fn()
+                seconds[name].append(time.perf_counter() - start)
+    ratio = sorted(seconds["embedder"])[1] / sorted(seconds["pipeline"])[1]
+    assert ratio >= 0.8, seconds  # the pipeline within 20% of the Embedder (same fast path)
+    ref = pipeline("embed", MODEL_DIR, truncate=True)(texts[:50])
+    cos = torch.nn.functional.cosine_similarity(embed(texts[:50]), ref, dim=-1)
+    assert cos.min().item() >= 0.999

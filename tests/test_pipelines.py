@@ -245,3 +245,45 @@ def test_ner_keeps_words_whole_with_a_bpe_tokenizer(tmp_path):
     assert all(e["word"] == text[e["start"]:e["end"]] for e in ents)
     tokens = pipeline("ner", tmp_path)(text, aggregation="none", ignore_labels=())
     assert len(tokens) > len(spans)  # BPE splits words into pieces; "first" kept them whole
+
+
+def test_dtype_auto_is_exact_float32_on_cpu_and_bf16_warns_where_emulated(dirs, monkeypatch):
+    import warnings
+
+    from unmask.pipelines import base
+
+    fill = pipeline("fill-mask", dirs["mlm"])
+    assert fill.dtype == "float32" and fill.model.encoder.layout == "unpadded"
+    assert base.resolve_dtype("auto", "cpu") == "float32"
+    assert base.resolve_dtype("auto", "cpu", quantize=True) == "int8"
+    monkeypatch.setattr(base, "fast_bf16", lambda device: False)
+    monkeypatch.setattr(base, "_warned_bf16", set())
+    with pytest.warns(RuntimeWarning, match="about 5x slower than float32"):
+        base.resolve_dtype("bfloat16", "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once is enough
+        base.resolve_dtype("bfloat16", "cpu")
+    for kwargs, message in (({"dtype": "float16"}, "dtype must be one of"),
+                            ({"dtype": "int8", "device": "cuda"}, "CPU only"),
+                            ({"dtype": "bfloat16", "quantize": True}, "quantize=True means"),
+                            ({"batch_tokens": 0}, "batch_tokens must be")):
+        with pytest.raises(ValueError, match=message):
+            pipeline("fill-mask", dirs["mlm"], **kwargs)
+
+
+def test_numeric_options_are_checked(dirs):
+    fill = pipeline("fill-mask", dirs["mlm"])
+    assert len(fill("The [MASK] sat.", top_k=10**9)) == 30522  # capped, not a RuntimeError
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="top_k must be an int >= 1"):
+            fill("The [MASK] sat.", top_k=bad)
+    classify = pipeline("classify", dirs["classify"])
+    assert len(classify("I loved it", top_k=10**9)) == 2
+    with pytest.raises(ValueError, match="top_k"):
+        classify("I loved it", top_k=0)
+    with pytest.raises(ValueError, match="stride must be an int between 0 and 61"):
+        pipeline("ner", dirs["ner"], stride=64)
+    answer = pipeline("answer", dirs["qa"])
+    for kwargs in ({"top_k": 0}, {"max_answer_len": 0}, {"doc_stride": -1}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            answer("Where?", "In Berlin.", **kwargs)
