@@ -281,7 +281,9 @@ def describe(name_or_path: str | Path, *, batch: int = 8, length: int = 128,
     """Everything `unmask info MODEL` prints, as a JSON-able dict.
 
     name_or_path: a checkpoint directory, hub id, or a config.json (then from the config
-    alone: the formula's counts and computed memory, no measurement).
+    alone: the formula's counts for what its architectures hold, *ForMaskedLM / PreTraining
+    with the MLM head, else the base model with its pooler; computed memory, no measurement).
+    batch, length: the input of the activation measurement; train: also forward + backward.
     """
     from unmask.checkpoints import CONFIG_NAME, config_from_hf, load, resolve
     from unmask.checkpoints.files import has_weights, read_json
@@ -292,7 +294,11 @@ def describe(name_or_path: str | Path, *, batch: int = 8, length: int = 128,
     if p.is_file() or not (has_weights(directory) or (directory / "pytorch_model.bin").is_file()
                            or (directory / "unmask.json").is_file()):
         h = read_json(directory / CONFIG_NAME if not p.is_file() else p)
-        parts = count_from_config(h)
+        parts = count_from_config(h)  # what its architecture holds: *ForMaskedLM, else *Model
+        mlm = any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in h.get("architectures")
+                  or ())
+        parts = {k: v for k, v in parts.items() if v and (k != "mlm head" or mlm)
+                 and (k != "pooler" or not mlm)}
         cfg = config_from_hf(h) if h.get("model_type") != "xlm-roberta-xl" else None
         return _summary(str(name_or_path), h.get("model_type"), "config only", parts,
                         cfg.to_dict() if cfg else h, None, None)
