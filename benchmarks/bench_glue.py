@@ -261,14 +261,13 @@ def main() -> None:
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    results = []
+    results: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             results.append(run_task(name, args.minutes, args.seeds, Path(tmp) / name))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
-    print(table(results, args.minutes))
-    print(describe())
+            if args.json:  # after every task: a long run that dies keeps what it measured
+                Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    print(f"{table(results, args.minutes)}\n{describe()}")
 
 
 if __name__ == "__main__":

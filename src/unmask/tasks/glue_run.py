@@ -54,7 +54,6 @@ SETTABLE = {f.name: _KINDS[str(f.type).split(" ")[0]] for f in fields(Settings)
             if str(f.type).split(" ")[0] in _KINDS and f.name not in (
                 "out", "seed", "progress", "resume", "overwrite", "device")}
 SETTABLE |= {key: int for key in TASK_KEYS}
-METRIC_KEYS = ("mcc", "accuracy", "f1", "pearson", "spearman")
 SAFETY = 0.9  # a time budget plans the schedule for this share of it (speed varies)
 CALIBRATION_BATCHES = 5
 
@@ -173,20 +172,23 @@ def run_task(model: str | Path, data: Path, spec: GlueTask, seed: int, out: Path
         f"{'/'.join(str(len(d)) for d in devs.values())}, lr {run.lr:g}, {planned}")
     summary = finetune(task, data / spec.train.tsv, data / next(iter(spec.dev.values())).tsv,
                        out, run, train_examples=train, dev_examples=first)
-    best = _load(out, task)
-    # The first dev split's metrics are the best evaluation's; the others are scored here.
-    dev = {key: summary["best"] if k == 0 else
-           task_metrics(spec, [e.label for e in rows], task.predict(best, rows))
-           for k, (key, rows) in enumerate(devs.items())}
-    dev = {key: {m: v for m, v in d.items() if m in METRIC_KEYS} for key, d in dev.items()}
     (out / "predictions").mkdir(exist_ok=True)
+    if summary["best"] is None:  # no finite dev score: the loop saved no model
+        log(f"{spec.title} seed {seed}: no evaluation gave a finite dev score; no predictions")
+        dev = {key: dict.fromkeys(spec.metrics, math.nan) for key in devs}
+        tests = {}
+    else:
+        # Every dev split is scored by the saved model, the one that predicts the test sets.
+        best = _load(out, task)
+        dev = {key: task_metrics(spec, [e.label for e in rows], task.predict(best, rows))
+               for key, rows in devs.items()}
     for stem, split in tests.items():
         rows, ids = read_split(spec, data, split, test=True)
         _write_atomic(out / "predictions" / f"{stem}.tsv",
                       format_predictions(spec, ids, task.predict(best, rows)))
     record = {"task": spec.name, "seed": seed, "dev": dev, "score": task_score(spec, dev),
               "predictions": sorted(tests), "steps": summary["steps"],
-              "stopped": summary["stopped"], "best_step": summary["best"]["step"],
+              "stopped": summary["stopped"], "best_step": (summary["best"] or {}).get("step"),
               "train_examples": len(train), "train_seconds": summary["train_seconds"],
               "settings": run.to_dict(), "recipe": {**RECIPE, **settings},
               "model": str(model)}
