@@ -16,7 +16,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-POSITIONS = ("absolute", "rotary")
+POSITIONS = ("absolute", "rotary", "none")  # "none": DeBERTa (relative terms only)
+RELATIVE_TERMS = ("c2p", "p2c")
 NORMS = ("post", "pre")
 # "gelu" is the exact (erf) GELU; "gelu_tanh" its tanh approximation, which Hugging Face calls
 # "gelu_new" / "gelu_pytorch_tanh" ("gelu_new" is accepted as an alias). "geglu" is the gated
@@ -56,6 +57,14 @@ class EncoderConfig:
         i see keys j with |i - j| <= w // 2. None = every layer global.
       global_every: with local_window, layers 0, N, 2N, ... are global and the rest local.
     pad_token_id: the padding id (RoBERTa's position offset derives from it).
+    DeBERTa's disentangled attention (unmask.relative; all off by default)
+      relative_attention: the relative-position terms added to the scores, a subset of
+        ("c2p", "p2c"); () = none (BERT). position_buckets: v3's log buckets (0 = plain
+        distances). max_relative_positions: the longest distance told apart (0 =
+        max_position_embeddings). relative_norm: LayerNorm on the relative table
+        (norm_rel_ebd). share_att_key: project the table with the block's own query / key
+        projections instead of separate ones. conv_kernel_size / conv_activation: v2's
+        convolution beside the first layer (0 = none).
     """
 
     vocab_size: int = 30522
@@ -82,6 +91,13 @@ class EncoderConfig:
     local_window: int | None = None
     global_every: int = 1
     pad_token_id: int = 0
+    relative_attention: tuple[str, ...] = ()
+    position_buckets: int = 0
+    max_relative_positions: int = 0
+    relative_norm: bool = False
+    share_att_key: bool = False
+    conv_kernel_size: int = 0
+    conv_activation: str = "tanh"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads",
@@ -118,10 +134,23 @@ class EncoderConfig:
         if self.local_window is not None:
             _positive_int("local_window", self.local_window)
         _positive_int("global_every", self.global_every)
+        self.relative_attention = tuple(self.relative_attention)  # JSON gives a list
+        odd = [t for t in self.relative_attention if t not in RELATIVE_TERMS]
+        if odd:
+            raise ValueError(f"relative_attention takes terms from {RELATIVE_TERMS}, got {odd}")
+        for name in ("position_buckets", "max_relative_positions", "conv_kernel_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
         if self.position_offset < 0:
             raise ValueError(f"position_offset must be >= 0, got {self.position_offset}")
 
     # --- derived -------------------------------------------------------------------------
+    @property
+    def relative_span(self) -> int:
+        """Distances the relative table tells apart each way (its rows are 2 * span)."""
+        return self.position_buckets or self.max_relative_positions or self.max_position_embeddings
+
     @property
     def head_dim(self) -> int:
         """hidden_size // num_heads."""

@@ -28,6 +28,7 @@ the unpadded path, whatever the math gives on the padded path (Hugging Face does
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -41,6 +42,7 @@ from unmask.attention import BACKENDS, attention
 from unmask.config import EncoderConfig
 from unmask.dropout import Dropout
 from unmask.masks import Mask, resolve, window
+from unmask.relative import ConvLayer, RelativeTable, relative_bias, relative_index
 
 LAYOUTS = ("padded", "unpadded")
 # What `backend=` accepts: the kernels, and "unpadded", the older name for layout="unpadded".
@@ -123,15 +125,36 @@ class Embeddings(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Fused q/k/v projection H -> 3H, and the output projection H -> H.
+    """Fused q/k/v projection H -> 3H, and the output projection H -> H; with DeBERTa's
+    relative terms, also the projections of the relative table (its own, or q/k's shared).
 
     The token mixing itself lives in the layout (padded or packed), passed to Block.forward.
     """
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
-        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=cfg.attention_bias)
-        self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=cfg.attention_bias)
+        h = cfg.hidden_size
+        self.qkv = nn.Linear(h, 3 * h, bias=cfg.attention_bias)
+        self.out = nn.Linear(h, h, bias=cfg.attention_bias)
+        self.terms, self.heads = cfg.relative_attention, cfg.num_heads
+        separate = self.terms and not cfg.share_att_key
+        self.pos_key = nn.Linear(h, h) if separate and "c2p" in self.terms else None
+        self.pos_query = nn.Linear(h, h) if separate and "p2c" in self.terms else None
+
+    def project_relative(self, table: torch.Tensor):
+        """table (R, H) -> (Pk, Pq), each (nh, R, hd) or None where that term is off."""
+        h = table.shape[-1]
+        w, b = self.qkv.weight, self.qkv.bias
+        shared = {"query": (w[:h], None if b is None else b[:h]),
+                  "key": (w[h:2 * h], None if b is None else b[h:2 * h])}
+        out = []
+        for term, name, own in (("c2p", "key", self.pos_key), ("p2c", "query", self.pos_query)):
+            if term not in self.terms:
+                out.append(None)
+                continue
+            p = own(table) if own is not None else F.linear(table, *shared[name])  # (R, H)
+            out.append(p.view(p.shape[0], self.heads, -1).transpose(0, 1))  # (nh, R, hd)
+        return tuple(out)
 
 
 class MLP(nn.Module):
@@ -170,12 +193,13 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = Dropout(cfg.hidden_dropout)
 
-    def forward(self, x: torch.Tensor, attend: Callable[[torch.Tensor], torch.Tensor]):
-        """x: (B, L, H) or (T, H). attend: fused qkv (..., 3H) -> mixed values (..., H)."""
+    def forward(self, x: torch.Tensor, attend: Callable[..., torch.Tensor]):
+        """x: (B, L, H) or (T, H). attend: (fused qkv (..., 3H), SelfAttention) -> mixed
+        values (..., H)."""
         if self.pre_norm:
-            x = x + self.drop(self.attn.out(attend(self.attn.qkv(self.attn_norm(x)))))
+            x = x + self.drop(self.attn.out(attend(self.attn.qkv(self.attn_norm(x)), self.attn)))
             return x + self.drop(self.mlp(self.mlp_norm(x)))
-        x = self.attn_norm(x + self.drop(self.attn.out(attend(self.attn.qkv(x)))))
+        x = self.attn_norm(x + self.drop(self.attn.out(attend(self.attn.qkv(x), self.attn))))
         return self.mlp_norm(x + self.drop(self.mlp(x)))
 
 
@@ -222,13 +246,16 @@ class _Attend:
     column) of each real token: (T, 3H) is scattered into (B, L) for one attention call (CPU
     has no variable-length kernel) and the T real rows are gathered back, (T, H) out.
     probs: a list collecting each layer's probabilities (B, nh, L, L), or None.
+    relative: DeBERTa's (table (R, H), index (B|1, L, L)) for unmask.relative, or None.
     """
 
-    def __init__(self, cfg, masks, rope, backend, dropout_p, probs, keep=None, shape=None):
+    def __init__(self, cfg, masks, rope, backend, dropout_p, probs, keep=None, shape=None,
+                 relative=None):
         self.cfg, self.masks, self.rope, self.backend = cfg, masks, rope, backend
         self.dropout_p, self.probs, self.keep, self.shape = dropout_p, probs, keep, shape
+        self.relative = relative
 
-    def __call__(self, qkv: torch.Tensor, layer: int) -> torch.Tensor:
+    def __call__(self, qkv: torch.Tensor, attn: SelfAttention, layer: int) -> torch.Tensor:
         cfg = self.cfg
         nh, hd = cfg.num_heads, cfg.head_dim
         if self.keep is not None:  # (T, 3H) -> (B, L, 3H), a fresh buffer: zeros at padding
@@ -241,8 +268,14 @@ class _Attend:
             cos, sin = self.rope[cfg.rope_theta_of(layer)]  # (B|1, L, 1, hd)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, nh, L, hd)
-        out = attention(q, k, v, self.masks[cfg.is_local(layer)], self.backend,
-                        dropout_p=self.dropout_p, return_probs=self.probs is not None)
+        bias = scale = None
+        if self.relative is not None:  # DeBERTa: c2p / p2c terms, all scaled alike
+            table, index = self.relative
+            scale = 1.0 / math.sqrt(hd * (1 + len(cfg.relative_attention)))
+            bias = relative_bias(q, k, index, *attn.project_relative(table), scale)
+        out = attention(q, k, v, self.masks[cfg.is_local(layer)], self.backend, bias=bias,
+                        scale=scale, dropout_p=self.dropout_p,
+                        return_probs=self.probs is not None)
         if self.probs is not None:
             out, probs = out
             self.probs.append(probs)
@@ -273,6 +306,9 @@ class Encoder(nn.Module):
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(Block(config, i) for i in range(config.num_blocks))
         self.final_norm = _layer_norm(config, config.hidden_size) if config.norm == "pre" else None
+        self.relative = RelativeTable(config) if config.relative_attention else None
+        self.conv = ConvLayer(config, activation(config.conv_activation)) \
+            if config.conv_kernel_size else None
         self.apply(init_weights)
 
     @property
@@ -340,6 +376,10 @@ class Encoder(nn.Module):
         attend = _Attend(cfg, {False: global_mask, True: local_mask}, self._rope(position_ids),
                          backend, cfg.attention_dropout if self.training else 0.0,
                          [] if output_attentions else None)
+        if self.relative is not None:
+            attend.relative = (self.relative(), relative_index(
+                position_ids, cfg.relative_span, cfg.position_buckets,
+                cfg.max_relative_positions or cfg.max_position_embeddings))
 
         if layout == "unpadded" and pad is not None:
             keep = attention_mask.reshape(-1).nonzero().squeeze(1)  # (T,) flat index of tokens
@@ -356,8 +396,14 @@ class Encoder(nn.Module):
                 return h
 
         hidden = [restore(x)] if output_hidden_states else None
+        embedded = x
         for i in range(cfg.num_layers):
             x = self.layers[cfg.block_of(i)](x, partial(attend, layer=i))
+            if i == 0 and self.conv is not None:  # DeBERTa-v2: needs whole (B, L, H) rows
+                real = (attention_mask if attention_mask is not None
+                        else input_ids.new_ones(b, n, dtype=torch.bool)).bool()[..., None]
+                x = self.conv(restore(embedded), restore(x), real)
+                x = x if attend.keep is None else x.view(b * n, -1).index_select(0, attend.keep)
             if self.final_norm is not None and i == cfg.num_layers - 1:
                 x = self.final_norm(x)
             if hidden is not None:

@@ -20,8 +20,13 @@ Relative distances come from position ids, so a packed row's documents each coun
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+from torch import nn
+
+from unmask.config import EncoderConfig
+from unmask.dropout import Dropout
 
 
 def log_buckets(distance: torch.Tensor, buckets: int, max_position: int) -> torch.Tensor:
@@ -77,3 +82,46 @@ def relative_bias(q: torch.Tensor, k: torch.Tensor, index: torch.Tensor,
         term = torch.gather(p2c, -1, gather_at.transpose(-1, -2)).transpose(-1, -2)
         bias = term if bias is None else bias + term
     return bias * scale
+
+
+class RelativeTable(nn.Module):
+    """The encoder's relative embeddings, (2 * span, H), with DeBERTa-v3's optional LayerNorm.
+
+    Each block projects them (SelfAttention.project_relative) into its own Pk / Pq.
+    """
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.table = nn.Embedding(2 * cfg.relative_span, cfg.hidden_size)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) \
+            if cfg.relative_norm else None
+        self.drop = Dropout(cfg.hidden_dropout)
+
+    def forward(self) -> torch.Tensor:
+        """Returns (R, H) float."""
+        t = self.table.weight
+        return self.drop(self.norm(t) if self.norm is not None else t)
+
+
+class ConvLayer(nn.Module):
+    """DeBERTa-v2's convolution beside the first layer: a 1-D convolution over the embeddings
+    (kernel k, "same" padding), activation, added to layer 0's output, LayerNorm.
+
+    Needs whole rows: on the unpadded layout the encoder restores (B, L, H) around it.
+    """
+
+    def __init__(self, cfg: EncoderConfig, act: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        k = cfg.conv_kernel_size
+        self.conv = nn.Conv1d(cfg.hidden_size, cfg.hidden_size, k, padding=(k - 1) // 2)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.drop = Dropout(cfg.hidden_dropout)
+        self.act = act
+
+    def forward(self, embedded: torch.Tensor, x: torch.Tensor, real: torch.Tensor):
+        """embedded, x: (B, L, H) the embeddings and layer 0's output; real: bool (B, L, 1).
+        Returns (B, L, H), zeros at padding."""
+        embedded = embedded.masked_fill(~real, 0.0)  # padding must not leak into neighbours
+        out = self.conv(embedded.transpose(1, 2)).transpose(1, 2)  # (B, L, H)
+        out = self.act(self.drop(out.masked_fill(~real, 0.0)))
+        return self.norm(x + out) * real

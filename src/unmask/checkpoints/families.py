@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -205,6 +205,40 @@ def _modernbert_to_hf(c):
             "pad_token_id": c.pad_token_id}
 
 
+def _deberta_config(h):
+    """DeBERTa-v2 / v3 (model_type "deberta-v2"): BERT's block plus unmask.relative's terms."""
+    h = {"type_vocab_size": 0, "layer_norm_eps": 1e-7, **h}
+    terms = h.get("pos_att_type") or []
+    terms = [t.strip() for t in terms.lower().split("|")] if isinstance(terms, str) else terms
+    if not h.get("relative_attention", False):
+        terms = []
+    if h.get("embedding_size", h.get("hidden_size")) != h.get("hidden_size"):
+        raise ValueError("DeBERTa with embedding_size != hidden_size is not supported")
+    norm = [x.strip() for x in str(h.get("norm_rel_ebd", "none")).lower().split("|")]
+    return _bert_like_config(
+        h, "deberta-v2",
+        position="absolute" if h.get("position_biased_input", True) else "none",
+        relative_attention=tuple(terms),
+        position_buckets=max(h.get("position_buckets", -1), 0),
+        max_relative_positions=max(h.get("max_relative_positions", -1), 0),
+        relative_norm="layer_norm" in norm, share_att_key=bool(h.get("share_att_key", False)),
+        conv_kernel_size=h.get("conv_kernel_size", 0),
+        conv_activation=_act(h.get("conv_act", "tanh"), "deberta-v2 conv_act"))
+
+
+def _deberta_to_hf(c):
+    if c.position not in ("absolute", "none"):
+        raise ValueError(f"DeBERTa has no {c.position} positions")
+    return {**_bert_like_to_hf(c), "relative_attention": bool(c.relative_attention),
+            "pos_att_type": list(c.relative_attention),
+            "position_buckets": c.position_buckets or -1,
+            "max_relative_positions": c.max_relative_positions or -1,
+            "norm_rel_ebd": "layer_norm" if c.relative_norm else "none",
+            "share_att_key": c.share_att_key, "position_biased_input": c.position == "absolute",
+            "conv_kernel_size": c.conv_kernel_size, "conv_act": _OUR_ACT[c.conv_activation],
+            "legacy": False}  # the masked-LM head is written under its current names
+
+
 # --- heads, per family: from the HF config, the head module; and back -------------------------
 
 def labels(h: dict) -> tuple[int, dict[int, str] | None]:
@@ -287,6 +321,19 @@ def _modernbert_head(task, h, c):
     return QuestionAnsweringHead(c.hidden_size, dropout=drop, **dense)
 
 
+def _deberta_head(task, h, c):
+    n, _ = labels(h)
+    if task == "masked_lm":  # both transformers variants: dense, act, norm, tied decoder
+        return MaskedLMHead(c.hidden_size, c.vocab_size, None, c.activation, c.layer_norm_eps)
+    if task == "sequence_classification":  # ContextPooler: dense + act on the first token
+        return SequenceClassificationHead(
+            c.hidden_size, n, "cls", _act(h.get("pooler_hidden_act", "gelu"), "pooler_hidden_act"),
+            dropout=_classifier_dropout(h, "cls_dropout"))
+    if task == "token_classification":
+        return TokenClassificationHead(c.hidden_size, n, dropout=h.get("hidden_dropout_prob", 0.1))
+    return QuestionAnsweringHead(c.hidden_size, dropout=0.0)
+
+
 def _head_to_hf(model: nn.Module) -> dict:
     """The config.json entries that describe a task head (labels, dropout, pooling...)."""
     out: dict[str, Any] = {}
@@ -301,14 +348,16 @@ def _head_to_hf(model: nn.Module) -> dict:
             out["problem_type"] = model.problem_type
     if head is not None and "dropout" in head.spec():
         p = head.spec()["dropout"]
-        out.update(classifier_dropout=p, seq_classif_dropout=p, classifier_dropout_prob=p)
+        out.update(classifier_dropout=p, seq_classif_dropout=p, classifier_dropout_prob=p,
+                   cls_dropout=p)
     if head is not None and isinstance(head, (SequenceClassificationHead, TokenClassificationHead,
                                               MaskedLMHead)):
         s = head.spec()
         if "pooling" in s:
             out["classifier_pooling"] = s["pooling"]
         if s.get("activation") is not None:
-            out["classifier_activation"] = _OUR_ACT.get(s["activation"], s["activation"])
+            act = _OUR_ACT.get(s["activation"], s["activation"])
+            out["classifier_activation"] = out["pooler_hidden_act"] = act
         out["classifier_bias"] = s.get("dense_bias", True)
         if "decoder_bias" in s:
             out["decoder_bias"] = s["decoder_bias"]
@@ -331,6 +380,7 @@ class Family:
     head_from_hf: Callable[[str, dict, EncoderConfig], nn.Module]
     pretraining_task: str = "masked_lm"  # what *ForPreTraining holds
     head_config: tuple[str, ...] = ("classifier_dropout",)  # config.json keys of its heads
+    renames: dict = field(default_factory=dict)  # old weight-name prefixes -> current ones
 
     def architecture(self, task: str) -> str:
         """The Hugging Face class name for `task`: BertForMaskedLM, ElectraForPreTraining..."""
@@ -367,6 +417,10 @@ FAMILIES: dict[str, Family] = {
                          head_config=("classifier_dropout", "classifier_pooling",
                                       "classifier_activation", "classifier_bias",
                                       "decoder_bias")),
+    "deberta-v2": Family("deberta-v2", "DebertaV2", "deberta.", keys.DEBERTA_V2,
+                         keys.DEBERTA_HEADS, _deberta_config, _deberta_to_hf, _deberta_head,
+                         head_config=("cls_dropout", "pooler_hidden_act"),
+                         renames=keys.DEBERTA_LEGACY),
 }
 
 
@@ -452,6 +506,8 @@ def infer_model_type(model: nn.Module) -> str:
     if known:
         return known
     cfg = model.config
+    if cfg.relative_attention or cfg.position == "none":
+        return "deberta-v2"
     if cfg.position == "rotary" or cfg.norm == "pre":
         return "modernbert"
     if cfg.shared_layers is not None:

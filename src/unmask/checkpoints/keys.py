@@ -77,6 +77,19 @@ MODERNBERT = {
     "layers.{}.mlp.down": "layers.{}.mlp.Wo",
     "final_norm": "final_norm",
 }
+DEBERTA_V2 = {  # v2 and v3; the optional modules (positions, conv, own table projections)
+    **BERT_EMBEDDINGS,  # exist only where the config asks for them, on both sides
+    "layers.{}.attn.qkv": ("encoder.layer.{}.attention.self.query_proj",
+                           "encoder.layer.{}.attention.self.key_proj",
+                           "encoder.layer.{}.attention.self.value_proj"),
+    "layers.{}.attn.pos_key": "encoder.layer.{}.attention.self.pos_key_proj",
+    "layers.{}.attn.pos_query": "encoder.layer.{}.attention.self.pos_query_proj",
+    **{k: v for k, v in BERT_LAYERS.items() if k != "layers.{}.attn.qkv"},
+    "relative.table": "encoder.rel_embeddings",
+    "relative.norm": "encoder.LayerNorm",
+    "conv.conv": "encoder.conv.conv",
+    "conv.norm": "encoder.conv.LayerNorm",
+}
 
 # Heads: our key (under the task model) -> Hugging Face key (under the task model, so the base
 # model's own modules, e.g. BERT's pooler, carry its prefix).
@@ -139,6 +152,19 @@ MODERNBERT_HEADS = {
     "question_answering": {"head.dense.dense": "head.dense", "head.dense.norm": "head.norm",
                            "head.out": "classifier"},
 }
+DEBERTA_HEADS = {  # masked_lm: the current head (legacy=False); DEBERTA_LEGACY renames the old
+    "masked_lm": {"head.transform.dense": "lm_predictions.lm_head.dense",
+                  "head.transform.norm": "lm_predictions.lm_head.LayerNorm",
+                  "head.bias": "lm_predictions.lm_head.bias"},
+    "sequence_classification": {"head.dense.dense": "pooler.dense", "head.out": "classifier"},
+    "token_classification": {"head.out": "classifier"},
+    "question_answering": {"head.out": "qa_outputs"},
+}
+# transformers' legacy DeBERTa MLM head (config legacy=True) holds the same weights as the
+# current one under BERT's names: read them as the current head.
+DEBERTA_LEGACY = {"cls.predictions.transform.dense": "lm_predictions.lm_head.dense",
+                  "cls.predictions.transform.LayerNorm": "lm_predictions.lm_head.LayerNorm",
+                  "cls.predictions.bias": "lm_predictions.lm_head.bias"}
 
 # Hugging Face keys that may be present and unused without anything being wrong: buffers,
 # tied decoder copies, the pre-training heads we do not model (NSP, SOP).
@@ -221,4 +247,7 @@ def normalise_hf(state: dict[str, torch.Tensor], fam: Family) -> dict[str, torch
         out[k] = v
     if not any(k.startswith(fam.prefix) for k in out):
         out = {fam.prefix + k: v for k, v in out.items()}
+    for old, new in fam.renames.items():
+        out = {new + k[len(old):] if k == old or k.startswith(old + ".") else k: v
+               for k, v in out.items()}
     return out
