@@ -118,3 +118,61 @@ def test_legacy_masked_lm_head_loads_as_the_current_one(tmp_path):
     with torch.no_grad():
         want, got = ref(input_ids=ids, attention_mask=mask).logits, ours(ids, mask).logits
     torch.testing.assert_close(got[mask.bool()], want[mask.bool()], atol=1e-5, rtol=0)
+
+
+def _tiny(**changes):
+    from unmask.config import EncoderConfig
+    from unmask.model import Encoder
+
+    cfg = EncoderConfig(vocab_size=512, hidden_size=64, num_layers=2, num_heads=4,
+                        intermediate_size=128, type_vocab_size=0, position="none",
+                        relative_attention=("c2p", "p2c"), position_buckets=16,
+                        max_relative_positions=64, relative_norm=True, share_att_key=True,
+                        layer_norm_eps=1e-7, hidden_dropout=0.0, attention_dropout=0.0,
+                        **changes)
+    torch.manual_seed(0)
+    return Encoder(cfg).eval()
+
+
+@pytest.mark.parametrize("conv", [0, 3])
+def test_packed_documents_encode_as_if_alone(conv):
+    from unmask import masks
+
+    enc = _tiny(conv_kernel_size=conv)
+    a, b = torch.randint(5, 512, (1, 9)), torch.randint(5, 512, (1, 6))
+    with torch.no_grad():
+        alone = [enc(x).last_hidden_state[0] for x in (a, b)]
+        packed = torch.cat([a, b], dim=1)
+        positions = torch.cat([torch.arange(9), torch.arange(6)])[None]
+        out = enc(packed, position_ids=positions,
+                  mask=masks.document_from_lengths([9, 6])).last_hidden_state[0]
+    torch.testing.assert_close(out, torch.cat(alone), atol=1e-5, rtol=0)
+
+
+def test_window_mask_and_fully_masked_rows():
+    from unmask import masks
+
+    enc = _tiny()
+    ids = torch.randint(5, 512, (2, 12))
+    allowed = masks.window(12, 4).allowed.clone()
+    allowed[..., 3, :] = False  # query 3 may attend to nothing
+    with torch.no_grad():
+        eager = enc(ids, mask=allowed, backend="eager").last_hidden_state
+        sdpa = enc(ids, mask=allowed, backend="sdpa").last_hidden_state
+    assert torch.isfinite(eager).all()
+    torch.testing.assert_close(sdpa, eager, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_stays_finite(dtype):
+    """transformers' DeBERTa overflowed to NaN in fp16: finfo.min masks plus large scores."""
+    enc = _tiny()
+    ids = torch.randint(5, 512, (2, 40))
+    mask = torch.ones(2, 40, dtype=torch.bool)
+    mask[1, 10:] = False
+    with torch.no_grad():
+        want = enc(ids, mask).last_hidden_state
+        got = enc.to(dtype)(ids, mask).last_hidden_state.float()
+    assert torch.isfinite(got).all()
+    cos = torch.nn.functional.cosine_similarity(got[mask], want[mask], dim=-1)
+    assert cos.min() > 0.99

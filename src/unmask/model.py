@@ -402,7 +402,7 @@ class Encoder(nn.Module):
             if i == 0 and self.conv is not None:  # DeBERTa-v2: needs whole (B, L, H) rows
                 real = (attention_mask if attention_mask is not None
                         else input_ids.new_ones(b, n, dtype=torch.bool)).bool()[..., None]
-                x = self.conv(restore(embedded), restore(x), real)
+                x = self.conv(restore(embedded), restore(x), real, position_ids)
                 x = x if attend.keep is None else x.view(b * n, -1).index_select(0, attend.keep)
             if self.final_norm is not None and i == cfg.num_layers - 1:
                 x = self.final_norm(x)

@@ -107,7 +107,9 @@ class ConvLayer(nn.Module):
     """DeBERTa-v2's convolution beside the first layer: a 1-D convolution over the embeddings
     (kernel k, "same" padding), activation, added to layer 0's output, LayerNorm.
 
-    Needs whole rows: on the unpadded layout the encoder restores (B, L, H) around it.
+    Written as k shifted matmuls so that a token's window stops at its document's edge (told
+    by position ids that do not step by one), as it stops at the row's edge: packed documents
+    convolve as if alone. Needs whole rows: the unpadded layout restores (B, L, H) around it.
     """
 
     def __init__(self, cfg: EncoderConfig, act: Callable[[torch.Tensor], torch.Tensor]):
@@ -118,10 +120,22 @@ class ConvLayer(nn.Module):
         self.drop = Dropout(cfg.hidden_dropout)
         self.act = act
 
-    def forward(self, embedded: torch.Tensor, x: torch.Tensor, real: torch.Tensor):
-        """embedded, x: (B, L, H) the embeddings and layer 0's output; real: bool (B, L, 1).
-        Returns (B, L, H), zeros at padding."""
+    def forward(self, embedded: torch.Tensor, x: torch.Tensor, real: torch.Tensor,
+                positions: torch.Tensor) -> torch.Tensor:
+        """embedded, x: (B, L, H) the embeddings and layer 0's output; real: bool (B, L, 1);
+        positions: int64 (B|1, L). Returns (B, L, H), zeros at padding."""
+        b, n, _ = x.shape
         embedded = embedded.masked_fill(~real, 0.0)  # padding must not leak into neighbours
-        out = self.conv(embedded.transpose(1, 2)).transpose(1, 2)  # (B, L, H)
+        pos = positions.expand(b, n)
+        half = (self.conv.kernel_size[0] - 1) // 2
+        out = self.conv.bias
+        for j in range(self.conv.kernel_size[0]):
+            o = j - half  # this tap reads token i + o
+            lo, hi = max(o, 0), n + min(o, 0)  # queries i with i + o inside the row: [lo - o, hi - o)
+            src = embedded.new_zeros(b, n, embedded.shape[-1])
+            src[:, lo - o:hi - o] = embedded[:, lo:hi]
+            same = torch.zeros(b, n, 1, dtype=torch.bool, device=x.device)
+            same[:, lo - o:hi - o, 0] = pos[:, lo:hi] - pos[:, lo - o:hi - o] == o
+            out = out + (src * same) @ self.conv.weight[:, :, j].T  # (B, L, H)
         out = self.act(self.drop(out.masked_fill(~real, 0.0)))
         return self.norm(x + out) * real
