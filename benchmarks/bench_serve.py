@@ -40,14 +40,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(directory: Path, max_batch: int) -> tuple[subprocess.Popen, str]:
+def start(*flags: str) -> tuple[subprocess.Popen, str]:
+    """`unmask serve --port P *flags` in its own process, once /health answers; (process, url)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "unmask.cli", "serve", "--fill-mask", str(directory),
-           "--port", str(port), "--max-batch", str(max_batch)]
+    cmd = [sys.executable, "-m", "unmask.cli", "serve", "--port", str(port), *flags]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    for _ in range(1200):
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
                 return proc, url
@@ -100,7 +100,7 @@ def main() -> int:
         directory = checkpoints(Path(tmp))["fill-mask"]
         for name, max_batch, n in (("micro-batching (max 64)", 64, args.n),
                                    ("no batching (max 1)", 1, args.peer_n)):
-            proc, url = start(directory, max_batch)
+            proc, url = start("--fill-mask", str(directory), "--max-batch", str(max_batch))
             try:
                 lat, failed, wall, got = asyncio.run(load(url, texts, n, args.concurrency))
             finally:

@@ -7,9 +7,10 @@ to merge runs as a call of its own. Every call then goes through the Scheduler:
   - admission: at most `max_active` calls hold a worker thread, and calls costlier than
     `big_cost` at most `max_big` of them, so small calls always find a free thread;
   - turns: one call computes at a time, and it hands the turn on at every batch boundary (the
-    pipeline's `progress` callback, see Pipeline.run) to the next waiting call, round-robin:
-    a small request waits for at most one batch of each running call, not for a whole
-    large request;
+    pipeline's `progress` callback, see Pipeline.run) to the next waiting call: small calls
+    first, then large ones round-robin. A small request waits for the batch that is running
+    and the small calls ahead of it, not for a whole large request; a large request that
+    cannot get turns under a flood of small ones ends at its timeout (504);
   - dropping: at each batch boundary a call whose every job has gone (client disconnected,
     request timed out) or a server that is stopping raises Dropped, so no more work is spent
     on answers nobody will read.
@@ -67,26 +68,29 @@ class Call:
 
 
 class Turns:
-    """A baton for threads: one holder at a time, handed on first-come first-served."""
+    """A baton for threads: one holder at a time. Handed on first-come first-served, small
+    calls before large ones (a small call then waits for at most the batch that is running
+    and the small calls ahead of it; large calls take turns among themselves)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._busy = False
-        self._waiting: deque[threading.Event] = deque()
+        self._waiting: dict[bool, deque[threading.Event]] = {False: deque(), True: deque()}
 
-    def acquire(self) -> None:
+    def acquire(self, big: bool = False) -> None:
         with self._lock:
             if not self._busy:
                 self._busy = True
                 return
             ready = threading.Event()
-            self._waiting.append(ready)
+            self._waiting[big].append(ready)
         ready.wait()  # release() hands the turn straight to us: _busy stays True
 
     def release(self) -> None:
         with self._lock:
-            if self._waiting:
-                self._waiting.popleft().set()
+            queue = self._waiting[False] or self._waiting[True]
+            if queue:
+                queue.popleft().set()
             else:
                 self._busy = False
 
@@ -129,7 +133,7 @@ class Scheduler:
         call.batches += 1
         self.stats.batches += 1
         self.turns.release()
-        self.turns.acquire()
+        self.turns.acquire(call.cost > self.big_cost)
         self._check(call)
 
     def _check(self, call: Call) -> None:
@@ -140,7 +144,7 @@ class Scheduler:
 
     def _in_thread(self, call: Call) -> list[Any]:
         self.local.call = call
-        self.turns.acquire()
+        self.turns.acquire(call.cost > self.big_cost)
         try:
             self._check(call)
             return call.fn(call.items)

@@ -87,7 +87,9 @@ def register(sub) -> None:
                    help="texts merged into one model call")
     p.add_argument("--wait-ms", type=_number(float, 0, 60000), default=2.0,
                    help="how long a batch waits to fill")
-    p.add_argument("--batch-tokens", type=_number(int, 1), default=8192)
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--batch-tokens", type=_number(int, 1), default=2048,
+                   help="padded tokens per forward pass; also how often requests take turns "
+                        "(smaller: fairer, a little slower)")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "int8"), default="auto")
     p.add_argument("--quantize", action="store_true")
     p.set_defaults(func=cmd_serve)
