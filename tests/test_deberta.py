@@ -176,3 +176,43 @@ def test_half_precision_stays_finite(dtype):
     assert torch.isfinite(got).all()
     cos = torch.nn.functional.cosine_similarity(got[mask], want[mask], dim=-1)
     assert cos.min() > 0.99
+
+
+V1_BASE = {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072,
+           "relative_attention": True, "pos_att_type": "c2p|p2c", "max_relative_positions": -1,
+           "position_biased_input": False, "type_vocab_size": 0, "layer_norm_eps": 1e-7}
+
+
+@pytest.mark.parametrize("task", ["encoder", "masked_lm", "sequence_classification"])
+def test_deberta_v1_matches_transformers_and_saves_back(task, tmp_path):
+    """microsoft/deberta-base's config: one fused, head-interleaved in_proj with q / v biases."""
+    names = {"encoder": "DebertaModel", "masked_lm": "DebertaForMaskedLM",
+             "sequence_classification": "DebertaForSequenceClassification"}
+    cfg = transformers.DebertaConfig(**V1_BASE, num_hidden_layers=2, vocab_size=512,
+                                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                     legacy=False)
+    torch.manual_seed(0)
+    ref = getattr(transformers, names[task])(cfg).eval()
+    with torch.no_grad():
+        for n, p in ref.named_parameters():
+            if n.endswith(("bias", "q_bias", "v_bias")) or "LayerNorm" in n:
+                p.add_(torch.randn_like(p) * 0.1)
+    ref.save_pretrained(tmp_path / "hf")
+    ours = load(tmp_path / "hf").eval()
+    ids, mask = _batch()
+    real = mask.bool()
+    with torch.no_grad():
+        out = ref(input_ids=ids, attention_mask=mask)
+        want = out.last_hidden_state if task == "encoder" else out.logits
+        got = ours(ids, attention_mask=mask)
+        got = got.last_hidden_state if task == "encoder" else got.logits
+    if task == "sequence_classification":
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    else:
+        torch.testing.assert_close(got[real], want[real], atol=1e-5, rtol=0)
+    save(ours, tmp_path / "back", format="hf")
+    again = getattr(transformers, names[task]).from_pretrained(tmp_path / "back").eval()
+    with torch.no_grad():
+        out = again(input_ids=ids, attention_mask=mask)
+        back = out.last_hidden_state if task == "encoder" else out.logits
+    torch.testing.assert_close(back, want, atol=1e-6, rtol=0)

@@ -8,11 +8,13 @@ and the config.json that `save(format="hf")` writes for a model.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from unmask.checkpoints import keys
@@ -239,6 +241,80 @@ def _deberta_to_hf(c):
             "legacy": False}  # the masked-LM head is written under its current names
 
 
+def _deberta_v1_config(h):
+    """DeBERTa v1 (model_type "deberta"): v2's arithmetic without buckets, norm, shared keys
+    or convolution; its fused, head-interleaved in_proj is converted by _v1_state_*."""
+    if h.get("talking_head", False):
+        raise ValueError("DeBERTa with talking_head=true is not supported")
+    h = {k: v for k, v in h.items() if k not in (
+        "position_buckets", "norm_rel_ebd", "share_att_key", "conv_kernel_size")}
+    return _deberta_config(h)
+
+
+def _deberta_v1_to_hf(c):
+    if c.position_buckets or c.relative_norm or c.share_att_key or c.conv_kernel_size:
+        raise ValueError("DeBERTa v1 has no position buckets, relative norm, shared keys or "
+                         "convolution: save it as deberta-v2")
+    hf = _deberta_to_hf(c)
+    for key in ("position_buckets", "norm_rel_ebd", "share_att_key", "conv_kernel_size",
+                "conv_act"):
+        hf.pop(key)
+    return hf
+
+
+_V1 = "deberta.encoder.layer.{}.attention.self."
+
+
+def _v1_layers(state: dict) -> list[str]:
+    pattern = re.compile(re.escape(_V1).replace(r"\{\}", r"(\d+)") + r"in_proj\.weight$")
+    return sorted({m.group(1) for k in state if (m := pattern.match(k))}, key=int)
+
+
+def _v1_state_from_hf(state: dict, cfg: EncoderConfig) -> dict:
+    """v1's in_proj (3H, H), per head [q k v] rows, plus q_bias / v_bias -> v2's query_proj /
+    key_proj / value_proj (the key's bias is zero); pos_proj (no bias) -> pos_key_proj."""
+    out = dict(state)
+    nh, h = cfg.num_heads, cfg.hidden_size
+    for i in _v1_layers(state):
+        at = _V1.replace("{}", i)
+        w = out.pop(at + "in_proj.weight").view(nh, 3, h // nh, h)  # (nh, 3, hd, H)
+        biases = (out.pop(at + "q_bias"), torch.zeros(h, dtype=w.dtype), out.pop(at + "v_bias"))
+        for j, name in enumerate(("query_proj", "key_proj", "value_proj")):
+            out[at + name + ".weight"] = w[:, j].reshape(h, h)
+            out[at + name + ".bias"] = biases[j]
+        if at + "pos_proj.weight" in out:
+            out[at + "pos_key_proj.weight"] = out.pop(at + "pos_proj.weight")
+            out[at + "pos_key_proj.bias"] = torch.zeros(h, dtype=w.dtype)
+        for p in ("weight", "bias"):
+            if f"{at}pos_q_proj.{p}" in out:
+                out[f"{at}pos_query_proj.{p}"] = out.pop(f"{at}pos_q_proj.{p}")
+    return out
+
+
+def _v1_state_to_hf(state: dict, cfg: EncoderConfig) -> dict:
+    """The inverse of _v1_state_from_hf; refuses biases v1 has no place for."""
+    out = dict(state)
+    nh, h = cfg.num_heads, cfg.hidden_size
+    prefix = "deberta." if any(k.startswith("deberta.") for k in out) else ""
+    for i in range(cfg.num_layers):
+        at = (prefix + _V1.removeprefix("deberta.")).replace("{}", str(i))
+        w = [out.pop(f"{at}{n}.weight") for n in ("query_proj", "key_proj", "value_proj")]
+        qb, kb, vb = (out.pop(f"{at}{n}.bias") for n in ("query_proj", "key_proj", "value_proj"))
+        extra = out.pop(at + "pos_key_proj.bias", None)
+        if bool(kb.any()) or (extra is not None and bool(extra.any())):
+            raise ValueError("DeBERTa v1 has no key bias or c2p projection bias, and this "
+                             "model's are not zero: save it as deberta-v2")
+        out[at + "in_proj.weight"] = torch.stack([x.view(nh, h // nh, h) for x in w], 1).reshape(
+            3 * h, h)
+        out[at + "q_bias"], out[at + "v_bias"] = qb, vb
+        if at + "pos_key_proj.weight" in out:
+            out[at + "pos_proj.weight"] = out.pop(at + "pos_key_proj.weight")
+        for p in ("weight", "bias"):
+            if f"{at}pos_query_proj.{p}" in out:
+                out[f"{at}pos_q_proj.{p}"] = out.pop(f"{at}pos_query_proj.{p}")
+    return out
+
+
 # --- heads, per family: from the HF config, the head module; and back -------------------------
 
 def labels(h: dict) -> tuple[int, dict[int, str] | None]:
@@ -381,6 +457,9 @@ class Family:
     pretraining_task: str = "masked_lm"  # what *ForPreTraining holds
     head_config: tuple[str, ...] = ("classifier_dropout",)  # config.json keys of its heads
     renames: dict = field(default_factory=dict)  # old weight-name prefixes -> current ones
+    # whole-state conversions where a table cannot say it (DeBERTa v1's interleaved in_proj)
+    state_from_hf: Callable[[dict, EncoderConfig], dict] | None = None
+    state_to_hf: Callable[[dict, EncoderConfig], dict] | None = None
 
     def architecture(self, task: str) -> str:
         """The Hugging Face class name for `task`: BertForMaskedLM, ElectraForPreTraining..."""
@@ -421,6 +500,11 @@ FAMILIES: dict[str, Family] = {
                          keys.DEBERTA_HEADS, _deberta_config, _deberta_to_hf, _deberta_head,
                          head_config=("cls_dropout", "pooler_hidden_act"),
                          renames=keys.DEBERTA_LEGACY),
+    "deberta": Family("deberta", "Deberta", "deberta.", keys.DEBERTA_V2, keys.DEBERTA_HEADS,
+                      _deberta_v1_config, _deberta_v1_to_hf, _deberta_head,
+                      head_config=("cls_dropout", "pooler_hidden_act"),
+                      renames=keys.DEBERTA_LEGACY, state_from_hf=_v1_state_from_hf,
+                      state_to_hf=_v1_state_to_hf),
 }
 
 

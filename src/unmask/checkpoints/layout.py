@@ -127,6 +127,8 @@ def _load_hf(directory: Path, task, backend, allow_pickle, task_kwargs) -> nn.Mo
     model = _build(task, cfg, head, backend, extra)
     state = normalise_hf(state if state is not None else read_weights(directory, allow_pickle),
                          fam)
+    if fam.state_from_hf is not None:
+        state = fam.state_from_hf(state, cfg)
     mapping = key_map(model, fam, task, prefixed=True)  # normalise_hf prefixes all
     ours, missing = {}, []
     for key, names in mapping.items():
@@ -253,6 +255,8 @@ def save(model: nn.Module, directory: str | Path, format: str = "unmask",
         parts = state[key].chunk(len(names)) if len(names) > 1 else (state[key],)
         for name, part in zip(names, parts):
             tensors[name] = part.clone() if len(names) > 1 else part  # own storage per tensor
+    if fam.state_to_hf is not None:
+        tensors = fam.state_to_hf(tensors, model.config)
     save_file(tensors, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
     write_json(out / CONFIG_NAME, hf)
     (out / UNMASK_CONFIG_NAME).unlink(missing_ok=True)  # stale: these weights replace it
