@@ -271,12 +271,14 @@ class _Budget:
 # --- the unmask side -----------------------------------------------------------------------
 
 def unmask_args(name: str, epochs: float, seconds: float):
-    from unmask.tasks import TrainArgs
+    from unmask.tasks import Settings
 
-    return TrainArgs(lr=RECIPES[name][0], epochs=epochs, warmup_ratio=WARMUP, weight_decay=DECAY,
-                     batch_size=BATCH, batch_tokens=BATCH * RECIPES[name][1], clip=CLIP,
-                     eval_every=10**9, patience=0, max_seconds=seconds, seed=train_seed,
-                     progress=False)
+    # Batch sizes are the task's (load_task); fp32 and the CPU as the transformers side.
+    return Settings.finetuning(lr=RECIPES[name][0], epochs=epochs, warmup=WARMUP,
+                               weight_decay=DECAY, clip=CLIP, eval_every=10**9, patience=0,
+                               minutes=seconds / 60 if seconds else None, seed=train_seed,
+                               progress=False, save_every=0, dtype="fp32", device="cpu",
+                               overwrite=True)
 
 
 def calibrate_unmask(name: str, task, train, out: Path) -> float:

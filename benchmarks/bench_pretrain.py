@@ -103,7 +103,7 @@ def eval_corruption(shards_dir: Path):
     sh = TokenShards(shards_dir, "train")
     return MLMCorruption(mask_token_id=sh.special_ids["mask"], vocab_size=sh.vocab_size,
                          special_ids=[i for i in sh.special_ids.values() if i is not None],
-                         probability=EVAL_RATE, seed=EVAL_SEED)
+                         mask_rate=EVAL_RATE, seed=EVAL_SEED)
 
 
 # --- the two sides ----------------------------------------------------------------------------
@@ -112,14 +112,15 @@ def eval_corruption(shards_dir: Path):
 # of the time budget used so far, for the learning-rate schedule.
 
 def unmask_side(args, shards: Path, init: Path, out: Path):
-    from unmask.train.loop import TrainConfig, Trainer
     from unmask.train.objectives import MaskedLMObjective
+    from unmask.train.pretrain import PretrainRecipe, pretrainer
+    from unmask.train.settings import Settings
 
-    cfg = TrainConfig(data=str(shards), out=str(out), init=str(init), seq_len=SEQ,
-                      batch_size=BATCH, minutes=args.minutes, lr=LR, warmup=WARMUP,
-                      mask_rate=RATE, dtype=args.dtype, eval_every=10**9, save_every=10**9,
-                      log_every=10**9, device="cpu")
-    trainer = Trainer(cfg)
+    recipe = PretrainRecipe(data=str(shards), init=str(init), seq_len=SEQ, batch_size=BATCH,
+                            mask_rate=RATE, eval_batches=0)
+    trainer = pretrainer(recipe, Settings(
+        out=str(out), minutes=args.minutes, lr=LR, warmup=WARMUP, dtype=args.dtype,
+        eval_every=10**9, save_every=0, log_every=10**9, device="cpu", overwrite=True))
     progress = [0.0]
     # The loop's own step (Trainer.train_step), with the benchmark's schedule for both sides.
     trainer.learning_rate = lambda: lr_at(trainer.step, progress[0])
@@ -131,7 +132,7 @@ def unmask_side(args, shards: Path, init: Path, out: Path):
 
     def evaluate() -> dict:
         model = trainer.objective.model.eval()
-        objective = MaskedLMObjective(model, eval_corruption(shards), pad_id=trainer.shards.pad_id)
+        objective = MaskedLMObjective(model, eval_corruption(shards), pad_id=trainer.objective.pad_id)
         total = torch.zeros(3, dtype=torch.float64)
         with torch.no_grad():
             for batch in eval_batches(shards):

@@ -73,3 +73,24 @@ def test_demo_pretrains_then_fills_in_blanks(tmp_path, capsys):
     assert (tmp_path / "demo" / "loss.png").is_file()
     assert main(["demo", "--tour"]) == 0
     assert "causal mask" in capsys.readouterr().out
+
+
+def test_bad_run_settings_and_an_occupied_out_folder_are_refused(tmp_path, capsys):
+    src, run = corpus(tmp_path / "src"), tmp_path / "run"
+    common = ["pretrain", "--corpus", str(src), "--out", str(run), "--preset", "tiny",
+              "--vocab-size", "300", "--seq-len", "32", "--batch-size", "4", "--no-progress"]
+    for flags, message in ((["--clip", "-1"], "clip must be > 0"),
+                           (["--warmup", "-1"], "warmup must be >= 0"),
+                           (["--device", "tpu9"], "unknown device 'tpu9'"),
+                           (["--seq-len", "100000"], "exceeds the 512 positions")):
+        with pytest.raises(SystemExit, match=message):
+            main([*common, "--steps", "1", *flags])
+    assert main([*common, "--steps", "1"]) == 0
+    with pytest.raises(SystemExit, match="already holds a run"):
+        main([*common, "--steps", "1"])
+    shards = tmp_path / "shards"
+    assert main(["prepare", str(src), "--out", str(shards), "--vocab-size", "300"]) == 0
+    with pytest.raises(SystemExit, match="already holds token shards"):
+        main(["prepare", str(src), "--out", str(shards), "--vocab-size", "300"])
+    assert main(["prepare", str(src), "--out", str(shards), "--vocab-size", "300",
+                 "--overwrite"]) == 0

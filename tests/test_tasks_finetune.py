@@ -8,7 +8,12 @@ take seconds; MiniLM itself only where the number it gives is the point.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +22,7 @@ import torch
 from unmask.checkpoints import load, save
 from unmask.config import preset
 from unmask.model import Encoder
-from unmask.tasks import ClassifyTask, NerTask, QaTask, SimilarityTask, Settings, finetune
+from unmask.tasks import ClassifyTask, NerTask, QaTask, Settings, SimilarityTask, finetune
 from unmask.tasks.base import TOKENIZER_FILES
 from unmask.tasks.readers import read_squad
 
@@ -182,3 +187,69 @@ def test_similarity_fine_tuning_saves_a_sentence_transformers_model(tiny, tmp_pa
     assert "spearman" in result["best"]
     assert (tmp_path / "hf" / "modules.json").is_file()
     assert load(tmp_path / "hf", task="embedding").pooling == "mean"
+
+
+SCRIPT = """
+import sys, time
+from unmask.tasks import ClassifyTask, Settings, finetune
+model, train, out, resume, pause, batch = sys.argv[1:7]
+class Slow(ClassifyTask):
+    def inputs(self, rows):
+        time.sleep(float(pause))  # slow enough to be killed between two checkpoints
+        return super().inputs(rows)
+task = Slow(model, max_length=32, batch_size=int(batch))
+rows = task.read(train)[:32]
+finetune(task, "train", "dev", out, Settings.finetuning(
+    epochs=2, eval_every=4, patience=0, save_every=2, log_every=1, progress=False,
+    device="cpu", dtype="fp32", resume=resume == "1"), train_examples=rows, dev_examples=rows[:8])
+"""
+
+
+def _losses(out: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if r["kind"] == "train"}
+
+
+def _script(tiny, out, resume="0", pause="0", batch="8"):
+    return [sys.executable, "-c", SCRIPT, str(tiny), str(DATA / "sst2" / "dev.tsv"), str(out),
+            resume, pause, batch]
+
+
+def test_kill_9_after_a_checkpoint_then_resume_gives_the_uninterrupted_losses(tiny, tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    subprocess.run(_script(tiny, full), check=True, timeout=300, capture_output=True)
+    proc = subprocess.Popen(_script(tiny, cut, pause="0.4"), stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (cut / "checkpoints" / "step-00000002").is_dir() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert not (cut / "results.json").exists() and max(_losses(cut)) < 8  # really cut short
+    subprocess.run(_script(tiny, cut, resume="1"), check=True, timeout=300, capture_output=True)
+    expected, got = _losses(full), _losses(cut)
+    assert sorted(got) == list(range(1, 9))
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+
+
+@pytest.mark.skipif(not TORCHRUN.is_file(), reason="needs torchrun next to the interpreter")
+def test_two_gloo_ranks_match_one_process_with_twice_the_batch(tmp_path):
+    torch.manual_seed(0)
+    model = tmp_path / "model"  # no dropout: each rank draws its own masks
+    save(Encoder(preset("tiny", vocab_size=30522, hidden_dropout=0.0, attention_dropout=0.0)),
+         model, format="hf")
+    for name in TOKENIZER_FILES:
+        if (MINILM / name).is_file():
+            shutil.copy(MINILM / name, model / name)
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run(_script(model, one, batch="8"), check=True, timeout=300, capture_output=True)
+    subprocess.run([str(TORCHRUN), "--nproc-per-node", "2", "--master-port", "29519",
+                    "--no-python", *_script(model, two, batch="4")], check=True, timeout=300,
+                   capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    a, b = _losses(one), _losses(two)
+    assert sorted(a) == sorted(b) == list(range(1, 9))
+    assert b == pytest.approx(a, rel=1e-4)
+    best = [json.loads((p / "results.json").read_text())["best"] for p in (one, two)]
+    assert best[1]["accuracy"] == best[0]["accuracy"]

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from test_train_loop import losses, synthetic_shards, tiny_config
+from unmask.train.distributed import resolve_device
 from unmask.train.pretrain import pretrainer
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -45,3 +47,16 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
         [json.loads(line) for line in (p / "metrics.jsonl").read_text().splitlines()
          if json.loads(line)["kind"] == "eval"][-1] for p in (tmp_path / "one", tmp_path / "two"))
     assert eval_b["loss"] == pytest.approx(eval_a["loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("tpu9", "unknown device 'tpu9': use auto, cpu, cuda or cuda:N"),
+    ("cuda", "this torch build has no CUDA" if not torch.backends.cuda.is_built()
+     else "cuda" if not torch.cuda.is_available() else None),
+])
+def test_a_bad_device_is_one_clear_line(name, message):
+    if message is None:
+        pytest.skip("a GPU is there")
+    with pytest.raises(ValueError, match=message):
+        resolve_device(name)
+    assert resolve_device("cpu").type == "cpu"

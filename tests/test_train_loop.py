@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from unmask.data import write_token_shards
 from unmask.train import checkpoint as ckpt
@@ -166,3 +167,49 @@ def test_an_all_padding_batch_gives_zero_loss_and_a_gradient_for_every_parameter
     assert float(terms.abs().sum()) == 0 and float(stats.abs().sum()) == 0
     params = [p for p in trainer.objective.parameters() if p.requires_grad]
     assert all(p.grad is not None and float(p.grad.abs().sum()) == 0 for p in params)
+
+
+def test_a_non_finite_loss_stops_the_run_naming_the_step(shards, tmp_path):
+    trainer = tiny(shards, tmp_path / "run", steps=4, save_every=2)
+    trainer.run(stop_at=2)
+    resumed = tiny(shards, tmp_path / "run", steps=4, save_every=2, resume=True)
+    with torch.no_grad():
+        next(resumed.objective.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="loss became non-finite at step 3"):
+        resumed.run()
+    assert latest_checkpoint(tmp_path / "run").name == "step-00000002"
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(shards, tmp_path):
+    run = tmp_path / "run"
+    tiny(shards, run, steps=6, save_every=3).run()
+    with pytest.raises(FileExistsError, match="already holds a run.*--resume.*--overwrite"):
+        tiny(shards, run, steps=3)
+    tiny(shards, run, steps=2, save_every=1, overwrite=True).run()
+    assert sorted(p.name for p in (run / "checkpoints").glob("step-*")) == [
+        "step-00000001", "step-00000002"]  # the old run's step-3 / step-6 are gone
+    assert latest_checkpoint(run).name == "step-00000002"
+    assert max(losses(run)) == 2  # the old run's metrics are gone
+
+
+def test_early_stopping_never_keeps_a_nan_metric():
+    early = EarlyStopping("metric", True, patience=2)
+    assert not early.update(1, {"metric": float("nan")})
+    assert early.update(2, {"metric": 0.3}) and not early.update(3, {"metric": float("nan")})
+    assert early.best["step"] == 2 and not early.exhausted
+    assert not early.update(4, {"metric": 0.3}) and early.exhausted
+    lower = EarlyStopping("loss", higher_is_better=False)
+    assert lower.update(1, {"loss": 2.0}) and lower.update(2, {"loss": 1.0})
+    assert not lower.update(3, {"loss": 1.5}) and lower.best["step"] == 2
+
+
+def test_pretraining_with_patience_keeps_the_best_validation_loss(shards, tmp_path):
+    result = tiny(shards, tmp_path / "run", steps=6, eval_every=1, patience=50).run()
+    losses_seen = [h["loss"] for h in result["history"]]
+    assert result["best"]["loss"] == min(losses_seen)
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_seq_len_is_checked_against_the_positions_before_building(shards, tmp_path):
+    with pytest.raises(ValueError, match="seq_len 100000 exceeds the 512 positions"):
+        tiny(shards, tmp_path / "run", seq_len=100_000)

@@ -231,8 +231,8 @@ def _check_target(directory: Path, overwrite: bool) -> None:
     ]
     if ours and not overwrite:
         raise FileExistsError(
-            f"{directory} already holds token shards ({ours[0].name}, ...); pass "
-            "overwrite=True to replace them or choose another directory"
+            f"{directory} already holds token shards ({ours[0].name}, ...); pass --overwrite "
+            "(overwrite=True) to replace them, or choose another directory"
         )
     for p in ours:  # only files this module writes; anything else of the user's stays
         p.unlink()

@@ -75,7 +75,8 @@ def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str 
     summary = {"task": task.name, "metric": task.metric, "best": result["best"],
                "history": result["history"], "stopped": result["stopped"],
                "steps": result["step"], "train_examples": len(train),
-               "train_features": len(features), "train_seconds": round(result["elapsed"], 2),
+               "train_features": len(features), "train_seconds": round(result["elapsed"] - result["eval_seconds"], 2),
+               "eval_seconds": round(result["eval_seconds"], 2),
                "total_seconds": round(time.perf_counter() - started, 2),
                "settings": settings.to_dict(), "model": str(task.model_path)}
     if d.is_main:

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from unmask.checkpoints import save as save_model
+from unmask.tokenizer.files import TOKENIZER_FILES
 from unmask.train import distributed
 from unmask.train.allocator import keep_freed_memory
 from unmask.train.checkpoint import CheckpointWriter, apply_checkpoint, find_checkpoint
@@ -51,8 +52,6 @@ from unmask.train.metrics import MetricsLog, Progress, save_loss_curve
 from unmask.train.optim import adamw, lr_factor
 from unmask.train.settings import RESUMABLE, Settings
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.txt", "vocab.json", "merges.txt")
 # What marks a folder as holding a run (data/, prepared by `unmask pretrain --corpus`, does not).
 RUN_FILES = ("checkpoints", "metrics.jsonl", "loss.png", "settings.json", "results.json",
              "model", "hf", "generator", "config.json", "unmask")
@@ -126,7 +125,7 @@ class Trainer:
         self.optimizer = adamw(objective, s.lr, s.weight_decay, s.betas, s.eps)
         self.step, self._elapsed_before, self._session_start = 0, 0.0, None
         self.history: list[dict] = []
-        self.stopped = ""
+        self.stopped, self.eval_seconds = "", 0.0
         self.run_id = uuid.uuid4().hex
         # Every rank writes into the same temporary checkpoint folder, named by rank 0's pid.
         self._tag = int(d.all_reduce_sum(torch.tensor([float(os.getpid() * d.is_main)])))
@@ -268,8 +267,10 @@ class Trainer:
         if self._evaluate is None:
             return None
         self.objective.eval()
+        started = time.perf_counter()
         with torch.no_grad(), self.autocast():
             metrics = self._evaluate()
+        self.eval_seconds += time.perf_counter() - started
         self.objective.train()
         return metrics
 
@@ -292,8 +293,9 @@ class Trainer:
     def run(self, stop_at: int | None = None) -> dict:
         """Train until the settings' length, early stopping or (as if killed right after the
         checkpoint there) `stop_at` steps. Returns {"step", "train", "eval", "best",
-        "history", "stopped", "elapsed"}: the last train and eval metrics, the best
-        evaluation (with early stopping), every evaluation, why it stopped, seconds."""
+        "history", "stopped", "elapsed", "eval_seconds"}: the last train and eval metrics,
+        the best evaluation (with early stopping), every evaluation, why it stopped, seconds
+        of the run (evaluations included) and of its evaluations."""
         s, d = self.settings, self.dist
         if d.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -335,7 +337,8 @@ class Trainer:
     def _result(self, last_train: dict, last_eval: dict | None) -> dict:
         return {"step": self.step, "train": last_train, "eval": last_eval,
                 "best": self.early and self.early.best, "history": self.history,
-                "stopped": self.stopped or "interrupted", "elapsed": self.elapsed}
+                "stopped": self.stopped or "interrupted", "elapsed": self.elapsed,
+                "eval_seconds": self.eval_seconds}
 
     def _record(self, window: torch.Tensor, out: dict, tokens_per_s: float) -> dict:
         record = {"kind": "train", "step": self.step, **self.metrics(window), "lr": out["lr"],
