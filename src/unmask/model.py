@@ -462,7 +462,9 @@ class Encoder(nn.Module):
         return input_ids, attention_mask.to(input_ids.device)
 
     def _check_types(self, token_type_ids, input_ids):
-        if token_type_ids is None:
+        # Models without segment embeddings ignore segments, as transformers does (DeBERTa-v3's
+        # tokenizer gives a pair's second segment type 1 though the model has no table).
+        if token_type_ids is None or not self.config.type_vocab_size:
             return torch.zeros_like(input_ids)
         if not isinstance(token_type_ids, torch.Tensor):
             token_type_ids = torch.as_tensor(token_type_ids)
@@ -471,13 +473,10 @@ class Encoder(nn.Module):
                 f"token_type_ids has shape {tuple(token_type_ids.shape)} but input_ids "
                 f"{tuple(input_ids.shape)}"
             )
-        limit = max(self.config.type_vocab_size, 1)
+        limit = self.config.type_vocab_size
         if bool((token_type_ids < 0).any()) or int(token_type_ids.max()) >= limit:
-            what = ("has no segment embeddings (type_vocab_size=0): pass zeros or None"
-                    if not self.config.type_vocab_size
-                    else f"has {limit} segment type(s): ids must lie in [0, {limit})")
             raise ValueError(f"token_type_ids hold {int(token_type_ids.max())}, but this model "
-                             f"{what}")
+                             f"has {limit} segment type(s): ids must lie in [0, {limit})")
         return token_type_ids.to(input_ids.device)
 
     def _positions(self, position_ids, attention_mask, b, n, device):

@@ -26,6 +26,10 @@ ROBERTA_SPECIALS = {"cls": "<s>", "pad": "<pad>", "sep": "</s>", "unk": "<unk>",
 _NO_LIMIT = 10**9
 _OPTIONS = ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "add_prefix_space",
             "trim_offsets", "split_by_punct")
+# Every file a tokenizer may consist of: what a saved model copies beside its weights.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "spm.model",
+                   "sentencepiece.bpe.model")
 WHAT_A_TOKENIZER_IS = (
     "a tokenizer path is a checkpoint directory holding tokenizer.json, vocab.txt (BERT), "
     "vocab.json + merges.txt (RoBERTa), spm.model (DeBERTa) or sentencepiece.bpe.model (XLM-R), "
