@@ -138,6 +138,20 @@ def make_encoder(kind: str):
             return out
         return encode
 
+    if kind.startswith(("pipe", "ort")):
+        from unmask import pipeline
+
+        if kind.startswith("ort"):  # the same weights, pooling and tokenizer, in ONNX Runtime
+            from unmask.export import export_onnx
+
+            out = Path(tempfile.mkdtemp()) / "onnx"
+            export_onnx(d, "embed", out, int8=kind == "ort_int8")
+            return pipeline("embed", out, engine="onnx", truncate=True,
+                            dtype="int8" if kind == "ort_int8" else "float32")
+        dtype = {"pipe": "float32", "pipe_bf16": "bfloat16", "pipe_int8": "int8"}[kind]
+        # truncate=True: the first 256 tokens, as sentence-transformers (same rows)
+        return pipeline("embed", d, dtype=dtype, truncate=True)
+
     from unmask.checkpoints import load
     from unmask.tokenizer import Tokenizer
 
