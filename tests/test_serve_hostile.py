@@ -195,3 +195,10 @@ def test_a_label_too_long_for_the_window_is_refused_not_a_hang(server):
     c, _, _ = server
     r = c.post("/zero-shot", json={"inputs": "a text", "candidate_labels": ["word " * 50]})
     assert r.status_code == 400 and "shorten the label" in r.json()["detail"]
+
+
+def test_similarity_among_one_list(server):
+    c, pipes, _ = server
+    r = c.post("/similarity", json={"a": ["one text", "another text"]})
+    assert r.status_code == 200
+    assert close(pipes["similarity"](["one text", "another text"]).tolist(), r.json())

@@ -237,9 +237,8 @@ async def run_jobs(scheduler: Scheduler, fn: Callable[[list[Any]], list[Any]],
     except BaseException as err:  # noqa: BLE001  (handed to the request at fault)
         if not isinstance(err, Exception):  # e.g. a Rust panic from a tokenizer: never hang
             err = RuntimeError(f"{type(err).__name__}: {err}")
-        if len(jobs) > 1:
-            for job in jobs:
-                await run_jobs(scheduler, fn, [job])
+        if len(jobs) > 1:  # each alone, side by side (they take turns like any calls)
+            await asyncio.gather(*(run_jobs(scheduler, fn, [job]) for job in jobs))
         elif jobs[0].wanted:
             jobs[0].future.set_exception(err)
         return

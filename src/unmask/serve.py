@@ -54,6 +54,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from unmask.pipelines import PIPELINES, Pipeline, pipeline
+from unmask.pipelines.base import check_texts
 from unmask.scheduling import Job, Queues, Scheduler
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -162,8 +163,12 @@ def cost_fill(pipe: Pipeline, texts: list[str], top_k: int, joint: bool, beam_si
               **_: Any) -> int:
     L, mask = pipe.max_length, pipe.tokenizer.mask_token_id
     total = 0
-    for ids in _ids(pipe, texts):
+    for i, ids in enumerate(_ids(pipe, texts)):
         n, m = len(ids), ids.count(mask)
+        if not m:
+            raise ValueError(f"input {i} has no mask token: write "
+                             f"{pipe.tokenizer.special_tokens['mask']} where a word should be "
+                             f"predicted ({texts[i][:60]!r})")
         if joint:
             width = max(beam_size, top_k)
             total += m * width * min(n, L) + width * n * min(n, L) + top_k * n
@@ -209,13 +214,25 @@ def cost_answer(pipe: Pipeline, pairs: list[tuple[str, str]]) -> int:
 
 
 def cost_of(task: str, pipe: Pipeline, items: list, options: dict) -> int:
-    """The cost of a request (see above): items as the route hands them to the pipeline."""
+    """The cost of a request (see above): items as the route hands them to the pipeline.
+
+    Also refuses (ValueError) the input every pipeline refuses, empty texts, and texts
+    without a mask token for fill-mask, so that they never join a merged call: a merged call
+    that fails is rerun request by request.
+    """
+    if task == "similarity":
+        texts = [t for a, b in items for t in a + (b or [])]
+    elif task == "answer":
+        texts = [t for pair in items for t in pair]
+    else:
+        texts = items
+    if texts:  # none: the pipeline says so
+        check_texts(texts)
     if task == "fill-mask":
         return cost_fill(pipe, items, **options)
     if task == "score":
         return cost_score(pipe, items)
     if task in ("embed", "similarity"):
-        texts = items if task == "embed" else [t for a, b in items for t in a + (b or [])]
         return _encoded(pipe, texts, pipe.max_length // 4)
     if task in ("classify", "ner"):
         return _encoded(pipe, items, pipe.stride)
