@@ -86,3 +86,10 @@ def test_finetune_classify_takes_a_deberta_checkpoint(spm_dir, tmp_path):
     assert code == 0
     clf = pipeline("classify", tmp_path / "run" / "hf")  # tokenizer saved beside it (spm.model)
     assert clf("a gripping film")[0]["label"] in ("0", "1")  # the training file's labels
+
+
+def test_fill_mask_refuses_a_head_the_checkpoint_does_not_hold(spm_dir, tmp_path):
+    """transformers re-initialised a missing DeBERTa MLM head silently (nonsense fill-mask)."""
+    bare = _checkpoint(tmp_path, spm_dir, "embed")  # DebertaV2Model: no masked-LM weights
+    with pytest.raises(ValueError, match=r"no trained masked_lm head \(missing \['head"):
+        pipeline("fill-mask", bare)
