@@ -426,6 +426,55 @@ class SequenceClassifier(TaskModel):
         return F.cross_entropy(logits, labels.reshape(-1).long(), ignore_index=IGNORE_INDEX)
 
 
+class MultipleChoice(TaskModel):
+    """Encoder + a one-output SequenceClassificationHead: a score per choice (SWAG, RACE).
+
+    Inputs are (B, C, L), C choices per example, each encoded as its own row; logits (B, C).
+    """
+
+    task = "multiple_choice"
+
+    def __init__(self, config: EncoderConfig, head: SequenceClassificationHead | None = None,
+                 backend: str = "sdpa", layout: str = "padded"):
+        super().__init__()
+        self.encoder = Encoder(config, backend, layout)
+        if head is None:
+            head = SequenceClassificationHead(config.hidden_size, 1, dropout=config.hidden_dropout)
+            head.apply(init_weights)
+        if head.out.out_features != 1:
+            raise ValueError(f"a multiple-choice head scores each choice with one output, got "
+                             f"{head.out.out_features}")
+        self.head = head
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                mask=None, labels=None, output_hidden_states: bool = False,
+                backend: str | None = None, layout: str | None = None) -> ClassifierOutput:
+        """input_ids, attention_mask, token_type_ids: (B, C, L); labels: (B,) int64, the right
+        choice. Returns ClassifierOutput with logits (B, C)."""
+        input_ids = torch.as_tensor(input_ids)
+        if input_ids.dim() != 3:
+            raise ValueError(f"multiple choice takes input_ids (B, C, L), got shape "
+                             f"{tuple(input_ids.shape)}")
+        b, c, n = input_ids.shape
+
+        def rows(t):  # (B, C, L) -> (B * C, L); (L,) positions are shared as they are
+            return t if t is None or torch.as_tensor(t).dim() < 3 else \
+                torch.as_tensor(t).reshape(b * c, n)
+
+        attention_mask = rows(attention_mask)
+        out = self._encode(rows(input_ids), attention_mask, rows(token_type_ids),
+                           rows(position_ids), mask, output_hidden_states, backend, layout)
+        logits = self.head(out.last_hidden_state, attention_mask).view(b, c)  # (B, C)
+        loss = None
+        if labels is not None:
+            labels = torch.as_tensor(labels, device=logits.device)
+            if labels.is_floating_point() or labels.shape != (b,):
+                raise ValueError(f"multiple-choice labels must be (B,) = ({b},) choice indices, "
+                                 f"got {tuple(labels.shape)} {labels.dtype}")
+            loss = F.cross_entropy(logits, labels)
+        return ClassifierOutput(logits=logits, loss=loss, hidden_states=out.hidden_states)
+
+
 class TokenClassifier(TaskModel):
     """Encoder + TokenClassificationHead: one label per token (NER, POS)."""
 
@@ -601,6 +650,7 @@ TASKS: dict[str, type[nn.Module]] = {
     "encoder": Encoder,
     "masked_lm": MaskedLM,
     "sequence_classification": SequenceClassifier,
+    "multiple_choice": MultipleChoice,
     "token_classification": TokenClassifier,
     "question_answering": QuestionAnswering,
     "replaced_token_detection": ReplacedTokenDetector,

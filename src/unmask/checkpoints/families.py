@@ -31,6 +31,7 @@ from unmask.heads import (
 HEAD_CLASSES: dict[str, type[nn.Module]] = {  # unmask.json's task -> its head class
     "masked_lm": MaskedLMHead,
     "sequence_classification": SequenceClassificationHead,
+    "multiple_choice": SequenceClassificationHead,
     "token_classification": TokenClassificationHead,
     "question_answering": QuestionAnsweringHead,
     "replaced_token_detection": ReplacedTokenHead,
@@ -41,6 +42,7 @@ SUFFIX_TASK = {
     "Model": "encoder",
     "ForMaskedLM": "masked_lm",
     "ForSequenceClassification": "sequence_classification",
+    "ForMultipleChoice": "multiple_choice",
     "ForTokenClassification": "token_classification",
     "ForQuestionAnswering": "question_answering",
 }
@@ -339,6 +341,9 @@ def _bert_like_head(task, h, c, mlm_act, cls_act, cls_dropout_key="classifier_dr
     if task == "sequence_classification":
         return SequenceClassificationHead(c.hidden_size, n, "cls", cls_act,
                                           dropout=_classifier_dropout(h, cls_dropout_key))
+    if task == "multiple_choice":  # the pooler, then one score per choice
+        return SequenceClassificationHead(c.hidden_size, 1, "cls", cls_act,
+                                          dropout=_classifier_dropout(h, cls_dropout_key))
     if task == "token_classification":
         return TokenClassificationHead(c.hidden_size, n,
                                        dropout=_classifier_dropout(h, cls_dropout_key))
@@ -401,9 +406,10 @@ def _deberta_head(task, h, c):
     n, _ = labels(h)
     if task == "masked_lm":  # both transformers variants: dense, act, norm, tied decoder
         return MaskedLMHead(c.hidden_size, c.vocab_size, None, c.activation, c.layer_norm_eps)
-    if task == "sequence_classification":  # ContextPooler: dense + act on the first token
-        return SequenceClassificationHead(
-            c.hidden_size, n, "cls", _act(h.get("pooler_hidden_act", "gelu"), "pooler_hidden_act"),
+    if task in ("sequence_classification", "multiple_choice"):  # ContextPooler: dense + act
+        return SequenceClassificationHead(                          # on the first token
+            c.hidden_size, 1 if task == "multiple_choice" else n, "cls",
+            _act(h.get("pooler_hidden_act", "gelu"), "pooler_hidden_act"),
             dropout=_classifier_dropout(h, "cls_dropout"))
     if task == "token_classification":
         return TokenClassificationHead(c.hidden_size, n, dropout=h.get("hidden_dropout_prob", 0.1))

@@ -99,6 +99,7 @@ BERT_HEADS = {
                   "head.bias": "cls.predictions.bias",
                   "head.decoder": "cls.predictions.decoder"},
     "sequence_classification": {"head.dense.dense": "bert.pooler.dense", "head.out": "classifier"},
+    "multiple_choice": {"head.dense.dense": "bert.pooler.dense", "head.out": "classifier"},
     "token_classification": {"head.out": "classifier"},
     "question_answering": {"head.out": "qa_outputs"},
 }
@@ -109,6 +110,7 @@ ROBERTA_HEADS = {
                   "head.decoder": "lm_head.decoder"},
     "sequence_classification": {"head.dense.dense": "classifier.dense",
                                 "head.out": "classifier.out_proj"},
+    "multiple_choice": {"head.dense.dense": "roberta.pooler.dense", "head.out": "classifier"},
     "token_classification": {"head.out": "classifier"},
     "question_answering": {"head.out": "qa_outputs"},
 }
@@ -157,6 +159,7 @@ DEBERTA_HEADS = {  # masked_lm: the current head (legacy=False); DEBERTA_LEGACY 
                   "head.transform.norm": "lm_predictions.lm_head.LayerNorm",
                   "head.bias": "lm_predictions.lm_head.bias"},
     "sequence_classification": {"head.dense.dense": "pooler.dense", "head.out": "classifier"},
+    "multiple_choice": {"head.dense.dense": "pooler.dense", "head.out": "classifier"},
     "token_classification": {"head.out": "classifier"},
     "question_answering": {"head.out": "qa_outputs"},
 }
