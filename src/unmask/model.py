@@ -377,9 +377,11 @@ class Encoder(nn.Module):
                          backend, cfg.attention_dropout if self.training else 0.0,
                          [] if output_attentions else None)
         if self.relative is not None:
-            attend.relative = (self.relative(), relative_index(
-                position_ids, cfg.relative_span, cfg.position_buckets,
-                cfg.max_relative_positions or cfg.max_position_embeddings))
+            index = relative_index(position_ids, cfg.relative_span, cfg.position_buckets,
+                                   cfg.max_relative_positions or cfg.max_position_embeddings)
+            # Only the table rows some pair uses (about 2L of 2 * span) are projected and scored.
+            lo, hi = int(index.min()), int(index.max()) + 1
+            attend.relative = (self.relative()[lo:hi], index - lo)
 
         if layout == "unpadded" and pad is not None:
             keep = attention_mask.reshape(-1).nonzero().squeeze(1)  # (T,) flat index of tokens
