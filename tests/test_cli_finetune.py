@@ -69,3 +69,20 @@ def test_bad_data_stops_with_file_line_and_fix(tiny, tmp_path, capsys):
     assert f"{dev}:2: 3 columns where the file has 2" in capsys.readouterr().err
     assert main(["evaluate", "classify", "--model", str(tiny), "--data", str(train)]) == 2
     assert "run `unmask finetune classify` first" in capsys.readouterr().err
+
+
+def test_rows_without_room_for_text_are_refused_before_the_data_is_read(tiny, tmp_path, capsys):
+    missing = str(tmp_path / "missing.tsv")  # never opened: the refusal comes first
+    assert main(["finetune", "classify", "--model", str(tiny), "--train", missing, "--dev",
+                 missing, "--out", str(tmp_path / "out"), "--max-length", "2",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-length 2 leaves no room for text" in err and "2 special tokens" in err
+    assert main(["evaluate", "qa", "--model", str(tiny), "--data", missing, "--max-length",
+                 "3", "--stride", "0"]) == 2
+    assert "3 special tokens to each question-context pair" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse: a negative count means nothing
+        main(["finetune", "ner", "--model", str(tiny), "--train", missing, "--dev", missing,
+              "--out", str(tmp_path / "out"), "--max-train", "-1"])
+    assert exit_.value.code == 2
+    assert "--max-train: '-1' is out of range: give an integer >= 0" in capsys.readouterr().err

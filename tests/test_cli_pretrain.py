@@ -94,3 +94,17 @@ def test_bad_run_settings_and_an_occupied_out_folder_are_refused(tmp_path, capsy
         main(["prepare", str(src), "--out", str(shards), "--vocab-size", "300"])
     assert main(["prepare", str(src), "--out", str(shards), "--vocab-size", "300",
                  "--overwrite"]) == 0
+
+
+def test_the_recipe_is_checked_before_the_corpus_is_prepared(tmp_path):
+    """A bad recipe stops before minutes of corpus preparation, not after them."""
+    from unmask.cli import build_parser
+    from unmask.commands.pretrain import run_pretraining
+
+    run = tmp_path / "run"
+    args = build_parser().parse_args(["pretrain", "--out", str(run), "--steps", "1",
+                                      "--corpus-chars", "200000", "--no-progress"])
+    args.eval_batches = -1  # callers of run_pretraining (and set_defaults) bypass argparse
+    with pytest.raises(ValueError, match="eval_batches must be >= 0"):
+        run_pretraining(args)
+    assert not (run / "data").exists()

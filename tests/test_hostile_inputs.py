@@ -410,50 +410,162 @@ def test_every_parser_refuses_cleanly_or_parses(argv):
         _validate(args)
 
 
-# Numeric flags the parsers (and the run settings) accept although the value means nothing.
-# Each entry is the flag's owner's to fix (in that command's file): a value refused at the
-# door either by argparse (exit 2) or by the command's validation (a ValueError with a
-# message). The tests are strict xfails: when a fix lands, they pass and must be flipped.
+# Numeric flags that once accepted values meaning nothing, each now refused at the door:
+# by argparse (exit 2, through the types of unmask.commands) or by the command's validation
+# (a ValueError with a message) before any work.
 FT = ["finetune", "similarity", "--model", "m", "--train", "t", "--dev", "d", "--out", "o"]
-ACCEPTED_NONSENSE = [
+QA = ["finetune", "qa", "--model", "m", "--train", "t", "--dev", "d", "--out", "o"]
+PRETRAIN = ["pretrain", "--steps", "10"]
+PREPARE = ["prepare", "in.txt", "--out", "o"]
+SHOW = ["masks", "show", "causal", "--length", "4"]
+REFUSED_NONSENSE = [
     (FT, "--max-length", "0", "tokenizer truncation to 0 tokens"),
     (FT, "--max-length", "-1", "negative truncation length"),
     (FT, "--batch-size", "0", "empty batches"),
     (FT, "--batch-size", "-4", "negative batch size"),
     (FT, "--batch-tokens", "-1", "negative token budget"),
+    (FT, "--batch-tokens", "0", "no token budget"),
     (FT, "--max-train", "-1", "train[:-1] silently drops the last training example"),
-    (["finetune", "qa", "--model", "m", "--train", "t", "--dev", "d", "--out", "o"],
-     "--stride", "-5", "negative window overlap"),
+    (FT, "--max-score", "nan", "a NaN score scale"),
+    (FT, "--max-score", "0", "scores divided by 0"),
+    (QA, "--stride", "-5", "negative window overlap"),
     (["evaluate", "classify", "--model", "m", "--data", "d"], "--batch-size", "0",
      "empty batches"),
-    (["pretrain", "--steps", "10"], "--vocab-size", "-5", "negative vocabulary"),
-    (["pretrain", "--steps", "10"], "--validation", "nan", "NaN validation share"),
-    (["pretrain", "--steps", "10"], "--validation", "-1", "negative validation share"),
-    (["pretrain", "--steps", "10"], "--corpus-chars", "-1", "negative corpus size"),
-    (["prepare", "in.txt", "--out", "o"], "--vocab-size", "0", "an empty vocabulary"),
-    (["prepare", "in.txt", "--out", "o"], "--validation", "inf", "infinite validation share"),
+    (PRETRAIN, "--vocab-size", "-5", "negative vocabulary"),
+    (PRETRAIN, "--vocab-size", str(2**32 + 1), "more ids than uint32 shards hold"),
+    (PRETRAIN, "--validation", "nan", "NaN validation share"),
+    (PRETRAIN, "--validation", "-1", "negative validation share"),
+    (PRETRAIN, "--validation", "2.5", "half a document"),
+    (PRETRAIN, "--corpus-chars", "-1", "negative corpus size"),
+    (PRETRAIN, "--corpus-chars", "0", "an empty corpus"),
+    (PRETRAIN, "--mask-rate", "nan", "NaN mask rate"),
+    (PRETRAIN, "--mask-rate", "1", "every token masked"),
+    (PRETRAIN, "--dropout", "1", "every activation dropped"),
+    (PRETRAIN, "--seq-len", "1", "no room for [CLS] and [SEP]"),
+    (PRETRAIN, "--batch-size", "0", "empty batches"),
+    (PRETRAIN, "--eval-batches", "-1", "negative evaluation size"),
+    (["demo"], "--batch-size", "-1", "negative batch size"),
+    (["demo"], "--validation", "inf", "infinite validation share"),
+    (PREPARE, "--vocab-size", "0", "an empty vocabulary"),
+    (PREPARE, "--validation", "inf", "infinite validation share"),
+    (PREPARE, "--seed", "-1", "a negative seed"),
+    (PREPARE, "--seq-len", "0", "rows of no tokens"),
+    (SHOW, "--pad", "-1", "negative padding, ignored"),
+    (SHOW, "--length", "0", "no positions"),
+    (SHOW, "--window", "-1", "a negative window"),
+    (SHOW, "--prefix", "1", "a prefix length on a causal mask, ignored"),
+    (SHOW, "--block", "3", "a block size on a causal mask, ignored"),
+    (SHOW, "--length", "10000000", "a mask (and picture) too large for MAX_MASK_BYTES"),
+    (["masks", "show", "block-sparse", "--length", "4"], "--seed", "-1", "a negative seed"),
+    (["masks", "show", "document", "--length", "4", "--lengths", "4"], "--lengths", "-1",
+     "a negative document length"),
+]
+# Other commands' flags that still accept nonsense: strict xfails, for their owners to fix
+# (use.py) and flip.
+ACCEPTED_NONSENSE = [
     (["fill", "a [MASK]"], "--top-k", "-1", "negative top-k"),
     (["fill", "a [MASK]"], "--beam-size", "0", "zero beams"),
     (["classify", "a"], "--top-k", "0", "zero labels"),
-    (["masks", "show", "causal", "--length", "4"], "--pad", "-1", "negative padding, ignored"),
 ]
 
 
 def _refused(argv: list[str]) -> bool:
+    """argparse refused argv, or the command's validation did: settings and recipe
+    (_validate), or for `masks show` the mask itself (its checks run before any drawing)."""
     args = _parse(argv)
-    return args is None or isinstance(_validate(args), ValueError)
+    if args is None or isinstance(_validate(args), ValueError):
+        return True
+    if args.command == "masks":
+        from unmask.commands.masks import _mask_from_args
+
+        try:
+            _mask_from_args(args)
+        except ValueError:
+            return True
+    return False
 
 
-@pytest.mark.parametrize("base, flag, value, why", [
-    pytest.param(*case, id=f"{' '.join(next(p for p in LEAVES if tuple(case[0][:len(p)]) == p))}"
-                 f" {case[1]} {case[2]}",
-                 marks=pytest.mark.xfail(strict=True, raises=AssertionError,
-                                         reason=f"accepted: {case[3]}"))
-    for case in ACCEPTED_NONSENSE])
-def test_nonsense_numbers_are_refused_at_the_door(base, flag, value, why):
-    path = next(p for p in LEAVES if tuple(base[:len(p)]) == p)
+def _path(base: list[str]) -> tuple[str, ...]:
+    return next(p for p in LEAVES if tuple(base[:len(p)]) == p)
+
+
+def _case(case, **marks):
+    return pytest.param(*case, id=f"{' '.join(_path(case[0]))} {case[1]} {case[2]}", **marks)
+
+
+def _check_refused(base, flag, value, why):
+    path = _path(base)
     if not any(flag in a.option_strings for a in LEAVES[path]._actions):
         pytest.skip(f"{' '.join(path)} has no {flag} any more")
     if _refused(base):
         pytest.fail(f"the base command line {base} must parse and validate")
     assert _refused([*base, flag, value]), f"{' '.join(path)} {flag} {value} was accepted ({why})"
+
+
+@pytest.mark.parametrize("base, flag, value, why", [_case(c) for c in REFUSED_NONSENSE])
+def test_nonsense_numbers_are_refused_at_the_door(base, flag, value, why):
+    _check_refused(base, flag, value, why)
+
+
+@pytest.mark.parametrize("base, flag, value, why", [
+    _case(c, marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                                     reason=f"accepted: {c[3]}")) for c in ACCEPTED_NONSENSE])
+def test_nonsense_numbers_still_accepted_elsewhere(base, flag, value, why):
+    _check_refused(base, flag, value, why)
+
+
+# The commands whose numeric flags all take the types of unmask.commands; plain int / float
+# remain only on the run flags (unmask.train.settings), which Settings checks by meaning.
+TYPED_COMMANDS = ("prepare", "pretrain", "demo", "finetune", "evaluate", "masks")
+
+
+def test_every_numeric_flag_of_these_commands_is_typed_by_meaning():
+    from unmask.train.settings import Settings
+
+    run_flags = {"--" + name.replace("_", "-") for name in Settings.__dataclass_fields__}
+    plain = [f"{' '.join(path)} {a.option_strings[0]}"
+             for path, parser in LEAVES.items() if path[0] in TYPED_COMMANDS
+             for a in parser._actions
+             if a.type in (int, float) and not set(a.option_strings) & run_flags]
+    assert plain == []
+
+
+def test_a_refused_number_is_one_argparse_line_naming_flag_and_range(capsys):
+    for argv, line in (
+            ([*FT, "--batch-size", "0"],
+             "error: argument --batch-size: '0' is out of range: give an integer >= 1"),
+            ([*PRETRAIN, "--mask-rate", "nan"],
+             ("error: argument --mask-rate: 'nan' is not a finite number: give a number in "
+              "(0, 1)")),
+            ([*PREPARE, "--validation", "2.5"],
+             ("error: argument --validation: '2.5' is neither a fraction in [0, 1) nor a "
+              "whole count >= 1")),
+            ([*PRETRAIN, "--batch-size", "9" * 40],
+             "is too large: give an integer >= 1, at most 2**63 - 1"),
+            ([*PRETRAIN, "--batch-size", "1" * 5000], "argument --batch-size: '1111")):
+        with pytest.raises(SystemExit) as exit_:
+            PARSER.parse_args(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and line in err, (argv, err)
+        assert len(err.splitlines()[-1]) < 200  # a 5000-digit value is not echoed whole
+
+
+def test_masks_show_refuses_with_exit_code_2_and_applies_every_flag(capsys):
+    from unmask.cli import main
+
+    for argv, message in (
+            (["causal"], "give --length N or --tokens"),
+            (["prefix", "--length", "3", "--tokens", "a b"], "--length 3 but --tokens gives 2"),
+            (["prefix", "--length", "4", "--window", "1"],
+             "--window does not apply to prefix masks (only to causal, window, global)"),
+            (["window", "--length", "4", "--pad", "4"], "--pad 4 leaves no real token"),
+            (["document", "--length", "4", "--lengths", "3"], "--lengths sum to 3"),
+            (["prefix", "--length", "4", "--prefix", "5"], "prefix_len must be"),
+            (["window", "--length", "20000"], "over the limit of")):
+        assert main(["masks", "show", *argv]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    # causal --window 1: a sliding-window causal mask (itself and one back), padding applied
+    assert main(["masks", "show", "causal", "--length", "4", "--window", "1", "--pad", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows == [["0", "-∞", "-∞", "-∞"], ["0", "0", "-∞", "-∞"], ["-∞", "0", "0", "-∞"],
+                    ["-∞", "-∞", "0", "-∞"]]

@@ -19,6 +19,8 @@ import argparse
 import json
 import sys
 
+from unmask.commands import non_negative_int, positive_int, real
+
 # Per task: (learning rate, epochs, max_length). BERT's recipe for classification and NER;
 # QA windows are longer; sentence-transformers' 2e-5 for similarity.
 DEFAULTS = {
@@ -46,7 +48,17 @@ def _task(args, model: str):
         kwargs["stride"] = args.stride
     if args.task == "similarity":
         kwargs["max_score"] = args.max_score
-    return TASKS[args.task](model, **kwargs)
+    task = TASKS[args.task](model, **kwargs)
+    # Before any file is read: rows must hold some text besides the tokenizer's specials
+    # (a QA row holds a question and a context; similarity and NER rows hold one text).
+    pair = args.task == "qa"
+    specials = task.tokenizer.backend.num_special_tokens_to_add(pair)
+    if args.max_length <= specials:
+        raise ValueError(f"--max-length {args.max_length} leaves no room for text: the "
+                         f"tokenizer of {model} adds {specials} special tokens to each "
+                         f"{'question-context pair' if pair else 'text'}; give --max-length "
+                         f"> {specials}")
+    return task
 
 
 def cmd_finetune(args) -> int:
@@ -110,19 +122,20 @@ def _guarded(fn):
 
 def _common(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--model", required=True, help="checkpoint directory (Hugging Face or unmask)")
-    p.add_argument("--max-length", type=int, default=DEFAULTS[task][2],
+    p.add_argument("--max-length", type=positive_int, default=DEFAULTS[task][2],
                    help="tokens per row, specials included (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32, help="rows per batch (default 32)")
-    p.add_argument("--batch-tokens", type=int, default=8192,
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="rows per batch (default 32)")
+    p.add_argument("--batch-tokens", type=positive_int, default=8192,
                    help="padded tokens per batch at most (default 8192)")
     if task == "classify":
         p.add_argument("--regression", action="store_true",
                        help="labels are scores (default: detected from the training labels)")
     if task == "qa":
-        p.add_argument("--stride", type=int, default=128,
+        p.add_argument("--stride", type=non_negative_int, default=128,
                        help="tokens shared by overlapping context windows (default 128)")
     if task == "similarity":
-        p.add_argument("--max-score", type=float, default=5.0,
+        p.add_argument("--max-score", type=real(0, low_open=True), default=5.0,
                        help="top of the gold score scale (default 5, as STS-B)")
 
 
@@ -138,7 +151,7 @@ def register(sub) -> None:
         _common(p, task)
         p.add_argument("--train", required=True, help="training file")
         p.add_argument("--dev", required=True, help="dev file: early stopping and best model")
-        p.add_argument("--max-train", type=int, default=0,
+        p.add_argument("--max-train", type=non_negative_int, default=0,
                        help="use only the first N training examples (0 = all)")
         p.add_argument("--random-batches", action="store_true",
                        help="batches of random rows (as the transformers Trainer) instead of "

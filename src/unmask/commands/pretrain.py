@@ -15,12 +15,13 @@ import time
 import warnings
 from pathlib import Path
 
+from unmask.commands import fraction_or_count, integer, non_negative_int, positive_int, real
+
 DEFAULT_VOCAB = 8000
-
-
-def _fraction_or_count(text: str) -> float | int:
-    value = float(text)
-    return int(value) if value >= 1 and value.is_integer() else value
+# A trained vocabulary holds the five special tokens and at least one more; token ids are
+# stored as uint16 or uint32 (unmask.data.token_dtype).
+vocab_size = integer(6, 2**32)
+seq_len = integer(2)  # [CLS] and [SEP] (PretrainRecipe's bound)
 
 
 def prepare_corpus(inputs, out: Path, *, tokenizer: str | None = None,
@@ -83,11 +84,16 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def _data_path(args) -> Path:
+    """Where the shards to train on are (or will be, once _data_dir prepares them)."""
+    return Path(args.data) if args.data else Path(args.out) / "data"
+
+
 def _data_dir(args) -> Path:
     """The shard directory to train on, preparing --corpus (or the docstring corpus) first."""
+    out = _data_path(args)
     if args.data:
-        return Path(args.data)
-    out = Path(args.out) / "data"
+        return out
     rank = int(os.environ.get("RANK", "0"))
     ready = (out / "manifest.json").is_file()
     if ready and (args.resume or args.reuse_data):
@@ -128,11 +134,12 @@ def run_pretraining(args) -> dict:
     if args.resume and not args.data and not (Path(args.out) / "data" / "manifest.json").is_file():
         raise FileNotFoundError(f"{args.out} holds no prepared data to resume with; pass "
                                 "--data, or start without --resume")
-    data = _data_dir(args)
-    recipe = PretrainRecipe(
-        data=str(data), preset=args.preset, init=args.init, objective=args.objective,
+    recipe = PretrainRecipe(  # refuses bad values before minutes of corpus preparation
+        data=str(_data_path(args)), preset=args.preset, init=args.init,
+        objective=args.objective,
         masking=args.masking, mask_rate=args.mask_rate, seq_len=args.seq_len,
         batch_size=args.batch_size, dropout=args.dropout, eval_batches=args.eval_batches)
+    _data_dir(args)
     trainer = pretrainer(recipe, settings)
     baseline = trainer.evaluator.baseline if trainer.evaluator else None
     if trainer.dist.is_main:
@@ -181,13 +188,13 @@ def add_training_arguments(p) -> None:
                       "into OUT/data first (default: Python docstrings)")
     data.add_argument("--tokenizer", help="tokenizer.json / checkpoint dir for --corpus "
                       "(default: train a WordPiece tokenizer)")
-    data.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB,
+    data.add_argument("--vocab-size", type=vocab_size, default=DEFAULT_VOCAB,
                       help="size of the trained tokenizer's vocabulary")
     data.add_argument("--documents", choices=("file", "blank_line"), default="file",
                       help="one document per file, or per blank-line-separated block")
-    data.add_argument("--validation", type=_fraction_or_count, default=0.02,
+    data.add_argument("--validation", type=fraction_or_count, default=0.02,
                       help="validation documents: fraction (<1) or count")
-    data.add_argument("--corpus-chars", type=int, default=5_000_000,
+    data.add_argument("--corpus-chars", type=positive_int, default=5_000_000,
                       help="size of the default docstring corpus")
     data.add_argument("--reuse-data", action="store_true",
                       help="reuse OUT/data if it was prepared before")
@@ -199,14 +206,15 @@ def add_training_arguments(p) -> None:
                        help="masked LM, ELECTRA replaced-token detection, or causal LM")
     model.add_argument("--masking", choices=("token", "whole_word", "span"), default="token",
                        help="what is masked together: tokens, whole words, or spans")
-    model.add_argument("--mask-rate", type=float, default=0.30,
+    model.add_argument("--mask-rate", type=real(0, 1, low_open=True, high_open=True),
+                       default=0.30,
                        help="share of tokens corrupted (default 0.30)")
-    model.add_argument("--dropout", type=float, default=None,
+    model.add_argument("--dropout", type=real(0, 1, high_open=True), default=None,
                        help="dropout of the model (default: the preset's 0.1)")
-    model.add_argument("--seq-len", type=int, default=128, help="tokens per packed row")
-    model.add_argument("--batch-size", type=int, default=32,
+    model.add_argument("--seq-len", type=seq_len, default=128, help="tokens per packed row")
+    model.add_argument("--batch-size", type=positive_int, default=32,
                        help="rows per process per micro-batch")
-    model.add_argument("--eval-batches", type=int, default=16,
+    model.add_argument("--eval-batches", type=non_negative_int, default=16,
                        help="validation batches per evaluation (0 = none)")
     add_arguments(p, out="runs/pretrain")
 
@@ -219,16 +227,16 @@ def register(sub) -> None:
     prep.add_argument("--train-tokenizer", action="store_true",
                       help="train a WordPiece tokenizer on the corpus (default without "
                       "--tokenizer)")
-    prep.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB,
+    prep.add_argument("--vocab-size", type=vocab_size, default=DEFAULT_VOCAB,
                       help="size of the trained tokenizer's vocabulary")
     prep.add_argument("--cased", action="store_true", help="trained tokenizer keeps case")
     prep.add_argument("--documents", choices=("file", "blank_line"), default="file",
                       help="one document per file, or per blank-line-separated block")
     prep.add_argument("--text-field", default="text", help="the text field of .jsonl records")
-    prep.add_argument("--validation", type=_fraction_or_count, default=0.02,
+    prep.add_argument("--validation", type=fraction_or_count, default=0.02,
                       help="validation documents: fraction (<1) or count")
-    prep.add_argument("--seq-len", type=int, default=128, help="for the packing report")
-    prep.add_argument("--seed", type=int, default=0, help="validation split and shard order")
+    prep.add_argument("--seq-len", type=seq_len, default=128, help="for the packing report")
+    prep.add_argument("--seed", type=non_negative_int, default=0, help="validation split and shard order")
     prep.add_argument("--overwrite", action="store_true",
                       help="replace the shards already in --out")
     prep.set_defaults(func=cmd_prepare)
