@@ -135,8 +135,8 @@ def run_pretraining(args) -> dict:
         raise FileNotFoundError(f"{args.out} holds no prepared data to resume with; pass "
                                 "--data, or start without --resume")
     recipe = PretrainRecipe(  # refuses bad values before minutes of corpus preparation
-        data=str(_data_path(args)), preset=args.preset, init=args.init,
-        objective=args.objective,
+        data=str(_data_path(args)), preset=args.preset, init=args.init, arch=args.arch,
+        objective=args.objective, embedding_sharing=args.embedding_sharing,
         masking=args.masking, mask_rate=args.mask_rate, seq_len=args.seq_len,
         batch_size=args.batch_size, dropout=args.dropout, eval_batches=args.eval_batches)
     _data_dir(args)
@@ -146,8 +146,8 @@ def run_pretraining(args) -> dict:
         n = sum(p.numel() for p in trainer.objective.parameters())
         g = args.batch_size * args.accumulate * trainer.dist.world_size
         where = f"{trainer.dist.world_size} process(es) on {trainer.dist.device}"
-        print(f"{args.objective} ({args.masking} masking, rate {args.mask_rate}) on "
-              f"{args.init or args.preset}: {n / 1e6:.1f} M parameters, global batch {g} x "
+        print(f"{trainer.objective.title} ({args.masking} masking, rate {args.mask_rate}): "
+              f"{n / 1e6:.1f} M parameters, global batch {g} x "
               f"{args.seq_len}, {where}, {'bf16' if trainer.use_bf16 else 'fp32'}"
               + (f"; resuming at step {trainer.step}" if args.resume else ""))
         if baseline is not None:
@@ -161,6 +161,9 @@ def run_pretraining(args) -> dict:
         if ev:
             line += (f"; validation loss {ev['loss']:.3f}, accuracy {ev['accuracy']:.1%}, "
                      f"perplexity {ev['perplexity']:.1f}")
+            if "disc_auc" in ev:
+                line += (f"; discriminator accuracy {ev['disc_accuracy']:.1%}, AUC "
+                         f"{ev['disc_auc']:.3f}")
         print(line)
         out = Path(args.out)
         print(f"saved {out / 'model'} (unmask), {out / 'hf'} (Hugging Face layout), "
@@ -202,8 +205,16 @@ def add_training_arguments(p) -> None:
     model.add_argument("--preset", choices=tuple(PRESETS), default="mini",
                        help="model size of a fresh model")
     model.add_argument("--init", help="continue pretraining this checkpoint (ours or HF)")
+    model.add_argument("--arch", choices=("bert", "deberta-v3"), default="bert",
+                       help="attention of a fresh model: bert (absolute positions) or "
+                       "deberta-v3 (disentangled relative attention, no absolute positions)")
     model.add_argument("--objective", choices=("mlm", "electra", "causal"), default="mlm",
                        help="masked LM, ELECTRA replaced-token detection, or causal LM")
+    model.add_argument("--embedding-sharing", choices=("es", "gdes", "none"), default="es",
+                       help="electra: the generator's and discriminator's embeddings are one "
+                       "table (es, ELECTRA), or the discriminator's are stop-gradient(the "
+                       "generator's) + a delta of its own (gdes, DeBERTa-v3: --arch deberta-v3 "
+                       "--objective electra --embedding-sharing gdes), or not shared (none)")
     model.add_argument("--masking", choices=("token", "whole_word", "span"), default="token",
                        help="what is masked together: tokens, whole words, or spans")
     model.add_argument("--mask-rate", type=real(0, 1, low_open=True, high_open=True),

@@ -10,6 +10,12 @@ the schedule, checkpoints and exact --resume, metrics.jsonl and loss.png. The de
 computed every `eval_every` steps (0: every epoch) and at the end; the best model so far is
 written to out/model (unmask) and out/hf (Hugging Face layout with label names, tokenizer files
 alongside), and training stops after `patience` evaluations without improvement.
+
+ELECTRA / DeBERTa's recipe pieces come from the settings: layer_decay (layer-wise learning
+rates, unmask.train.optim) and freeze_embeddings / freeze_layers (the embeddings and the lowest
+N layers stay as pretrained):
+
+    finetune(task, "train.tsv", "dev.tsv", "out", Settings.finetuning(lr=1e-4, layer_decay=0.8))
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from unmask.tasks.base import Task, TaskObjective
 from unmask.tasks.batching import POOL_BATCHES, TaskBatches
 from unmask.train import distributed
 from unmask.train.loop import EarlyStopping, Trainer
+from unmask.train.optim import freeze
 from unmask.train.settings import Settings
 
 
@@ -62,6 +69,7 @@ def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str 
     task.device = d.device
     torch.manual_seed(settings.seed)  # the new head starts the same on every rank
     model = task.build_model().train()
+    freeze(model, settings.freeze_embeddings, settings.freeze_layers)
     data = TaskBatches(features, task.batch_size, task.batch_tokens, settings.seed, d.rank,
                        d.world_size, POOL_BATCHES if group_by_length else 1)
     recipe = {"task": task.name, "model": str(task.model_path), "max_length": task.max_length,

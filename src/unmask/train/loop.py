@@ -30,6 +30,7 @@ is refused unless the settings say resume or overwrite.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -122,7 +123,7 @@ class Trainer:
         self.out = Path(s.out)
         self.use_bf16 = s.dtype == "bf16" or (s.dtype == "auto" and (
             d.device.type == "cuda" or cpu_has_bf16()))
-        self.optimizer = adamw(objective, s.lr, s.weight_decay, s.betas, s.eps)
+        self.optimizer = adamw(objective, s.lr, s.weight_decay, s.betas, s.eps, s.layer_decay)
         self.step, self._elapsed_before, self._session_start = 0, 0.0, None
         self.history: list[dict] = []
         self.stopped, self.eval_seconds = "", 0.0
@@ -251,7 +252,7 @@ class Trainer:
                 "--lr, keep --clip on, or train in --dtype fp32; the checkpoints so far are "
                 "intact (--resume continues from the last)")
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # layer-wise decay (train.optim)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -396,6 +397,7 @@ def save_models(models: dict[str, nn.Module], out: Path, tokenizer: Path | None 
     each with the tokenizer files, so unmask and transformers load them directly. Atomic per
     folder: written aside, then renamed into place (a kill leaves the old one or the new one)."""
     for name, model in models.items():
+        model = materialised(model)
         targets = [(out / name, "unmask")] + ([(out / "hf", "hf")] if name == "model" else [])
         for target, fmt in targets:
             tmp, old = (target.with_name(f".{target.name}.{k}-{os.getpid()}")
@@ -414,6 +416,22 @@ def save_models(models: dict[str, nn.Module], out: Path, tokenizer: Path | None 
                 os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
+
+
+def materialised(model: nn.Module) -> nn.Module:
+    """`model`, or when some of its weights are computed (torch.nn.utils.parametrize, e.g.
+    DeBERTa-v3's gradient-disentangled embeddings) a copy holding their values as plain
+    weights under their usual names, which every loader reads. Checkpoints keep the
+    parametrization's own tensors (exact resume); saved models hold what the model computes."""
+    from torch.nn.utils import parametrize
+
+    if not any(parametrize.is_parametrized(m) for m in model.modules()):
+        return model
+    plain = copy.deepcopy(model)
+    for module in [m for m in plain.modules() if parametrize.is_parametrized(m)]:
+        for tensor in list(module.parametrizations):
+            parametrize.remove_parametrizations(module, tensor, leave_parametrized=True)
+    return plain
 
 
 def cpu_has_bf16() -> bool:

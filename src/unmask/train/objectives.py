@@ -1,4 +1,5 @@
-"""Pretraining objectives: masked LM (token / whole-word / span), ELECTRA, causal LM.
+"""Pretraining objectives: masked LM (token / whole-word / span), ELECTRA (with DeBERTa-v3's
+gradient-disentangled embedding sharing), causal LM.
 
 Axes: B packed rows, L their length, S segments (one document piece each), M the longest
 segment, N positions with a loss, V vocabulary, H hidden size.
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from unmask import masks
 from unmask.config import EncoderConfig
@@ -36,7 +38,12 @@ from unmask.train.words import word_ids
 
 OBJECTIVES = ("mlm", "electra", "causal")
 MASKINGS = ("token", "whole_word", "span")
+# How ELECTRA's generator and discriminator share embeddings (DeBERTaV3's names): "es" one
+# table trained by both losses (ELECTRA), "gdes" gradient-disentangled (DeBERTa-v3),
+# "none" each its own.
+EMBEDDING_SHARING = ("es", "gdes", "none")
 ELECTRA_DISCRIMINATOR_WEIGHT = 50.0
+AUC_BINS = 100  # histogram bins of the discriminator's probabilities (a summable AUC)
 
 
 def _decode_labelled(model: MaskedLM, input_ids, attention_mask, position_ids, labels,
@@ -170,32 +177,85 @@ def generator_config(config: EncoderConfig, divisor: int = 4) -> EncoderConfig:
                           embedding_size=config.embed_dim)
 
 
+class GradientDisentangled(nn.Module):
+    """DeBERTa-v3's gradient-disentangled embedding sharing (He et al. 2021, DeBERTaV3), as a
+    torch.nn.utils.parametrize parametrization of the discriminator's table:
+
+        E_D = sg(E_G) + E_delta
+
+    forward(delta (V, E)) -> E_D (V, E). The generator's table E_G enters without gradient, so
+    the discriminator's loss trains only E_delta (registered as the parametrization's
+    `original`, starting at zero) and the generator's MLM loss alone trains E_G: the two
+    losses no longer pull the shared table apart (the tug-of-war of ELECTRA's sharing).
+    The source table is held outside the module tree (the generator owns and saves it).
+    """
+
+    def __init__(self, source: nn.Parameter):
+        super().__init__()
+        self._source = (source,)  # a tuple: not a submodule or parameter of the discriminator
+
+    def forward(self, delta: torch.Tensor) -> torch.Tensor:
+        return self._source[0].detach() + delta
+
+
+def share_gradient_disentangled(source: nn.Module, target: nn.Module, name: str = "weight"):
+    """Parametrize target.<name> as GradientDisentangled(source.<name>) with a zero delta.
+
+    source, target: modules with a parameter `name` of one shape (nn.Embedding tables).
+    Afterwards target.<name> is computed (E_G.detach() + delta) at every access; the delta is
+    target.parametrizations.<name>.original, which state_dict() and checkpoints hold.
+    """
+    weight = getattr(source, name)
+    if getattr(target, name).shape != weight.shape:
+        raise ValueError(f"cannot share {name} of shape {tuple(weight.shape)} with one of "
+                         f"{tuple(getattr(target, name).shape)}")
+    parametrize.register_parametrization(target, name, GradientDisentangled(weight))
+    with torch.no_grad():
+        getattr(target.parametrizations, name).original.zero_()
+
+
 class ElectraObjective(nn.Module):
-    """ELECTRA replaced-token detection (Clark et al. 2020).
+    """ELECTRA replaced-token detection (Clark et al. 2020), and DeBERTa-v3's variant.
 
     A small generator (MaskedLM) fills the masked positions by sampling (no gradient flows
     through the sample); the discriminator (ReplacedTokenDetector) sees every token and says
     which were replaced. A sample equal to the original counts as real. Loss = generator
-    MLM + 50 x discriminator binary cross-entropy. The two share their token, position and
-    type embeddings (and the embedding LayerNorm).
+    MLM + 50 x discriminator binary cross-entropy.
+    embedding_sharing: "es" (ELECTRA) the two share their token, position and type tables and
+      the embedding LayerNorm, trained by both losses; "gdes" (DeBERTa-v3) the discriminator's
+      token (and absolute position) table is sg(generator's) + a delta of its own
+      (GradientDisentangled), everything else in the embeddings is each model's own; "none"
+      nothing is shared.
     """
 
     stat_names = ("mlm_sum", "masked", "correct", "disc_sum", "tokens", "disc_correct",
-                  "replaced")
+                  "replaced", "disc_tp", "disc_pred",
+                  *(f"real_bin{i}" for i in range(AUC_BINS)),
+                  *(f"replaced_bin{i}" for i in range(AUC_BINS)))
     weights = (1.0, ELECTRA_DISCRIMINATOR_WEIGHT)
 
     def __init__(self, generator: MaskedLM, discriminator: ReplacedTokenDetector,
                  corruption: MLMCorruption, masking: str = "token",
-                 continues: np.ndarray | None = None, pad_id: int = 0):
+                 continues: np.ndarray | None = None, pad_id: int = 0,
+                 embedding_sharing: str = "es"):
         super().__init__()
+        if embedding_sharing not in EMBEDDING_SHARING:
+            raise ValueError(f"embedding_sharing must be one of {EMBEDDING_SHARING}, got "
+                             f"{embedding_sharing!r}")
         self.mlm = MaskedLMObjective(generator, corruption, masking, continues, pad_id)
         self.discriminator = discriminator
+        self.embedding_sharing = embedding_sharing
         gen, disc = generator.encoder.embeddings, discriminator.encoder.embeddings
-        if gen.word.weight.shape != disc.word.weight.shape:
+        if embedding_sharing != "none" and gen.word.weight.shape != disc.word.weight.shape:
             raise ValueError("generator and discriminator need the same embedding width to "
                              "share embeddings; build the generator with generator_config()")
-        for name in ("word", "position", "token_type", "norm"):
-            setattr(gen, name, getattr(disc, name))
+        if embedding_sharing == "es":
+            for name in ("word", "position", "token_type", "norm"):
+                setattr(gen, name, getattr(disc, name))
+        elif embedding_sharing == "gdes":
+            for name in ("word", "position"):
+                if getattr(disc, name) is not None and getattr(gen, name) is not None:
+                    share_gradient_disentangled(getattr(gen, name), getattr(disc, name))
 
     @property
     def generator(self) -> MaskedLM:
@@ -227,10 +287,19 @@ class ElectraObjective(nn.Module):
         disc_logits = self.discriminator.head(hidden)[attention_mask].float()  # (T,)
         target = replaced[attention_mask].float()
         bce = F.binary_cross_entropy_with_logits(disc_logits, target, reduction="sum")
-        disc_correct = ((disc_logits > 0) == replaced[attention_mask]).sum()
+        said = disc_logits.detach() > 0  # (T,) predicted "replaced"
+        truth = replaced[attention_mask]
+        disc_correct = (said == truth).sum()
         tokens = torch.tensor(float(len(target)), dtype=torch.float64, device=ce.device)
-        stats = torch.cat([mlm_stats, torch.stack([bce.detach().double(), tokens,
-                                                   disc_correct.double(), target.sum().double()])])
+        # Probability histograms of real and replaced tokens: summable over batches and
+        # ranks, they give the AUC in metrics() (to 1 / AUC_BINS).
+        bins = (torch.sigmoid(disc_logits.detach()) * AUC_BINS).long().clamp_(0, AUC_BINS - 1)
+        hist = torch.zeros(2, AUC_BINS, dtype=torch.float64, device=ce.device)
+        hist.index_put_((truth.long(), bins), torch.ones_like(bins, dtype=torch.float64),
+                        accumulate=True)
+        stats = torch.cat([mlm_stats, torch.stack([
+            bce.detach().double(), tokens, disc_correct.double(), target.sum().double(),
+            (said & truth).sum().double(), said.sum().double()]), hist.reshape(-1)])
         return torch.stack([ce, bce]), stats
 
     @staticmethod
@@ -238,26 +307,48 @@ class ElectraObjective(nn.Module):
         out = MaskedLMObjective.metrics(stats)
         tokens = max(stats["tokens"], 1.0)
         disc = stats["disc_sum"] / tokens
+        precision = stats["disc_tp"] / max(stats["disc_pred"], 1.0)
+        recall = stats["disc_tp"] / max(stats["replaced"], 1.0)
         out.update(loss=out["mlm_loss"] + ELECTRA_DISCRIMINATOR_WEIGHT * disc, disc_loss=disc,
                    disc_accuracy=stats["disc_correct"] / tokens,
-                   replaced_fraction=stats["replaced"] / tokens)
+                   replaced_fraction=stats["replaced"] / tokens,
+                   replaced_precision=precision, replaced_recall=recall,
+                   replaced_f1=2 * precision * recall / max(precision + recall, 1e-12),
+                   disc_auc=_binned_auc([stats[f"real_bin{i}"] for i in range(AUC_BINS)],
+                                        [stats[f"replaced_bin{i}"] for i in range(AUC_BINS)]))
         return out
 
     def models(self) -> dict[str, nn.Module]:
         return {"model": self.discriminator, "generator": self.generator}
 
 
+def _binned_auc(real: list[float], replaced: list[float]) -> float:
+    """ROC AUC from histograms of the scores of negatives (real) and positives (replaced)
+    over the same ascending bins; pairs within one bin count one half. nan without both."""
+    n_real, n_replaced = sum(real), sum(replaced)
+    if not n_real or not n_replaced:
+        return float("nan")
+    below, wins = 0.0, 0.0
+    for neg, pos in zip(real, replaced, strict=True):
+        wins += pos * (below + 0.5 * neg)
+        below += neg
+    return wins / (n_real * n_replaced)
+
+
 def build_objective(name: str, model: nn.Module, corruption: MLMCorruption | None,
                     masking: str = "token", continues: np.ndarray | None = None,
-                    generator: MaskedLM | None = None, pad_id: int = 0) -> nn.Module:
-    """The objective called `name` ("mlm", "electra", "causal") around the given model(s)."""
+                    generator: MaskedLM | None = None, pad_id: int = 0,
+                    embedding_sharing: str = "es") -> nn.Module:
+    """The objective called `name` ("mlm", "electra", "causal") around the given model(s);
+    embedding_sharing: ELECTRA's ("es", "gdes", "none"; see ElectraObjective)."""
     if name not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {name!r}")
     if name == "causal":
         return CausalLMObjective(model, pad_id)
     if name == "mlm":
         return MaskedLMObjective(model, corruption, masking, continues, pad_id)
-    return ElectraObjective(generator, model, corruption, masking, continues, pad_id)
+    return ElectraObjective(generator, model, corruption, masking, continues, pad_id,
+                            embedding_sharing)
 
 
 def eval_corruption(corruption: MLMCorruption, seed: int = 1234) -> MLMCorruption:
@@ -267,12 +358,15 @@ def eval_corruption(corruption: MLMCorruption, seed: int = 1234) -> MLMCorruptio
 
 __all__ = [
     "ELECTRA_DISCRIMINATOR_WEIGHT",
+    "EMBEDDING_SHARING",
     "MASKINGS",
     "OBJECTIVES",
     "CausalLMObjective",
     "ElectraObjective",
+    "GradientDisentangled",
     "MaskedLMObjective",
     "build_objective",
     "eval_corruption",
     "generator_config",
+    "share_gradient_disentangled",
 ]

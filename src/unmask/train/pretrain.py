@@ -28,14 +28,37 @@ from unmask.train import distributed
 from unmask.train.loop import EarlyStopping, Trainer
 from unmask.train.metrics import unigram_entropy
 from unmask.train.objectives import (
+    EMBEDDING_SHARING,
     MASKINGS,
     OBJECTIVES,
     build_objective,
     eval_corruption,
     generator_config,
 )
+from unmask.train.optim import freeze
 from unmask.train.settings import Settings
 from unmask.train.words import continuation_table
+
+ARCHS = ("bert", "deberta-v3")
+
+
+def arch_overrides(arch: str, seq_len: int) -> dict:
+    """EncoderConfig fields that turn a preset into `arch` ("bert": none).
+
+    "deberta-v3" (He et al. 2021): no absolute positions, disentangled attention
+    (content-to-position and position-to-content), log-bucketed relative positions with a
+    LayerNorm on the relative table and the blocks' own key / query projections, no segment
+    table, LayerNorm eps 1e-7: the published v3 configs' values, except position_buckets =
+    min(256, 2 * seq_len): every distance inside a training row keeps a bucket of its own (v3's
+    256 at seq_len >= 128) and no table rows are left that no row could ever train.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    if arch == "bert":
+        return {}
+    return {"position": "none", "relative_attention": ("c2p", "p2c"),
+            "position_buckets": min(256, 2 * seq_len), "relative_norm": True,
+            "share_att_key": True, "type_vocab_size": 0, "layer_norm_eps": 1e-7}
 
 
 @dataclass
@@ -45,7 +68,12 @@ class PretrainRecipe:
     data: a prepared shard directory (`unmask prepare`).
     preset / init: a fresh model of a named size ("tiny", "mini", "small", "base"), or the
         checkpoint (ours or Hugging Face) to continue pretraining from (domain adaptation).
+    arch: the fresh model's attention: "bert" (absolute positions) or "deberta-v3"
+        (arch_overrides); an --init checkpoint keeps its own.
     objective: "mlm", "electra" or "causal". masking: "token", "whole_word" or "span".
+    embedding_sharing (electra): "es" (ELECTRA: one embedding table for both models), "gdes"
+        (DeBERTa-v3: the discriminator's = sg(generator's) + its own delta) or "none".
+        DeBERTa-v3's recipe: arch="deberta-v3", objective="electra", embedding_sharing="gdes".
     mask_rate: share of tokens corrupted (0.30 suits short budgets better than BERT's 0.15).
     seq_len: tokens per packed row (at most the model's positions).
     batch_size: rows per process per micro-batch.
@@ -56,7 +84,9 @@ class PretrainRecipe:
     data: str
     preset: str = "mini"
     init: str | None = None
+    arch: str = "bert"
     objective: str = "mlm"
+    embedding_sharing: str = "es"
     masking: str = "token"
     mask_rate: float = 0.30
     seq_len: int = 128
@@ -67,9 +97,16 @@ class PretrainRecipe:
     def __post_init__(self) -> None:
         if self.init is None and self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
-        for name, allowed in (("objective", OBJECTIVES), ("masking", MASKINGS)):
+        for name, allowed in (("objective", OBJECTIVES), ("masking", MASKINGS),
+                              ("arch", ARCHS), ("embedding_sharing", EMBEDDING_SHARING)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.init is not None and self.arch != "bert":
+            raise ValueError(f"--arch {self.arch} builds a fresh model; --init {self.init} "
+                             "keeps its own architecture: pass one of them")
+        if self.embedding_sharing != "es" and self.objective != "electra":
+            raise ValueError(f"--embedding-sharing {self.embedding_sharing} applies to "
+                             f"--objective electra, not {self.objective}")
         if not 0.0 < self.mask_rate < 1.0:
             raise ValueError(f"mask_rate must lie in (0, 1), got {self.mask_rate}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
@@ -96,7 +133,8 @@ def build(recipe: PretrainRecipe, shards: TokenShards, seed: int) -> nn.Module:
                 f"{vocab} ids: prepare them with that checkpoint's tokenizer (unmask prepare "
                 "--tokenizer <checkpoint dir>)")
     else:
-        config, what = preset(r.preset, vocab_size=vocab, **drop), f"preset {r.preset}"
+        config = preset(r.preset, vocab_size=vocab, **drop, **arch_overrides(r.arch, r.seq_len))
+        what = f"preset {r.preset}"
     positions = config.max_position_embeddings - config.position_offset
     if r.seq_len > positions:  # checked before a position table of seq_len rows is built
         raise ValueError(f"seq_len {r.seq_len} exceeds the {positions} positions of {what}; "
@@ -123,8 +161,12 @@ def build(recipe: PretrainRecipe, shards: TokenShards, seed: int) -> nn.Module:
         continues = continuation_table(tokenizers.Tokenizer.from_file(str(tok_file))
                                        .get_vocab(with_added_tokens=True), vocab)
     objective = build_objective(r.objective, model, corruption, r.masking, continues,
-                                generator, pad_id=shards.pad_id)
-    objective.title = f"{r.objective} · {r.init or r.preset}"
+                                generator, pad_id=shards.pad_id,
+                                embedding_sharing=r.embedding_sharing)
+    arch = "" if r.arch == "bert" else f" ({r.arch})"
+    sharing = "" if r.objective != "electra" or r.embedding_sharing == "es" \
+        else f" + {r.embedding_sharing}"
+    objective.title = f"{r.objective}{sharing} · {r.init or r.preset}{arch}"
     return objective
 
 
@@ -171,12 +213,23 @@ def pretrainer(recipe: PretrainRecipe, settings: Settings,
     """A Trainer for this recipe (its .evaluator holds the validation set and baseline).
 
     With settings.patience, early stopping watches the validation loss and keeps the best.
+    settings.freeze_embeddings / freeze_layers / layer_decay need recipe.init (continued
+    pretraining): they freeze or slow down what a checkpoint already learned. Freezing
+    applies to the saved model (ELECTRA: the discriminator; the fresh generator trains, except
+    for the embeddings it shares under embedding_sharing "es", which are one table).
     """
+    tuned = [flag for flag, on in (("--freeze-embeddings", settings.freeze_embeddings),
+                                   ("--freeze-layers", settings.freeze_layers),
+                                   ("--layer-decay", settings.layer_decay is not None)) if on]
+    if tuned and recipe.init is None:
+        raise ValueError(f"{' / '.join(tuned)} keep(s) what a pretrained checkpoint learned: "
+                         "pass --init CHECKPOINT, or drop them for a fresh model")
     d = dist or distributed.setup(settings.device)
     data = Path(recipe.data)
     shards = TokenShards(data, "train")
     torch.manual_seed(settings.seed)  # same initial weights on every rank
     objective = build(recipe, shards, settings.seed)
+    freeze(objective.models()["model"], settings.freeze_embeddings, settings.freeze_layers)
     batches = PackedBatches(shards, recipe.seq_len, recipe.batch_size, seed=settings.seed,
                             rank=d.rank, world_size=d.world_size)
     evaluator = None
@@ -198,4 +251,4 @@ def _set_dropout(model: nn.Module, p: float) -> None:
     model.config.hidden_dropout = model.config.attention_dropout = p
 
 
-__all__ = ["FixedEval", "PretrainRecipe", "build", "pretrainer"]
+__all__ = ["ARCHS", "FixedEval", "PretrainRecipe", "arch_overrides", "build", "pretrainer"]

@@ -46,6 +46,14 @@ class Settings:
     betas: tuple[float, float] = _help("AdamW betas", (0.9, 0.98))
     eps: float = _help("AdamW epsilon", 1e-6)
     clip: float = _help("max gradient norm (0 = no clipping)", 1.0)
+    layer_decay: float | None = _help(
+        "layer-wise learning-rate decay D in (0, 1] (ELECTRA / DeBERTa fine-tuning): the "
+        "head gets lr, layer i of L (1 = bottom) lr*D^(L+1-i), the embeddings lr*D^(L+1); a "
+        "block shared by several layers (ALBERT) gets its highest layer's rate (default: off)")
+    freeze_embeddings: bool = _help("do not train the embeddings (token, position, type "
+                                    "tables and their norm)", False)
+    freeze_layers: int = _help("do not train the lowest N layers (layer 1 upwards; the top "
+                               "layers always train)", 0)
     accumulate: int = _help("micro-batches per optimizer step (gradient accumulation)", 1)
     dtype: str = _help("bf16 autocast, fp32, or auto (bf16 on GPUs and on CPUs with native "
                        "bf16 matmuls)", "auto", choices=DTYPES)
@@ -86,6 +94,8 @@ class Settings:
                       "two numbers in [0, 1)"),
             "eps": (lambda v: v > 0, "> 0"),
             "clip": (lambda v: v >= 0, "> 0 (the max gradient norm) or 0 (no clipping)"),
+            "layer_decay": (lambda v: v is None or 0 < v <= 1, "in (0, 1] (1 = no decay)"),
+            "freeze_layers": (lambda v: v >= 0, ">= 0 (0 = train every layer)"),
             "accumulate": (lambda v: v >= 1, ">= 1"),
             "eval_every": (lambda v: v >= 0, ">= 0 (0 = once per epoch)"),
             "save_every": (lambda v: v >= 0, ">= 0 (0 = never)"),
