@@ -86,3 +86,24 @@ def test_rows_without_room_for_text_are_refused_before_the_data_is_read(tiny, tm
               "--out", str(tmp_path / "out"), "--max-train", "-1"])
     assert exit_.value.code == 2
     assert "--max-train: '-1' is out of range: give an integer >= 0" in capsys.readouterr().err
+
+
+def test_finetune_freezes_and_decays_layers_from_the_command_line(tiny, tmp_path, capsys):
+    from unmask.checkpoints import load
+
+    train = _slice(DATA / "sst2" / "train_full.tsv", tmp_path / "train.tsv", 97)
+    dev = _slice(DATA / "sst2" / "dev.tsv", tmp_path / "dev.tsv", 41)
+    out = tmp_path / "out"
+    args = ["finetune", "classify", "--model", str(tiny), "--train", str(train), "--dev",
+            str(dev), "--out", str(out), "--steps", "3", "--batch-size", "16", "--lr", "1e-3",
+            "--warmup", "0", "--max-length", "48", "--no-progress", "--freeze-embeddings"]
+    assert main([*args, "--freeze-layers", "3"]) == 2  # tiny has 2 layers
+    assert "--freeze-layers 3 exceeds the 2 layers" in capsys.readouterr().err
+    assert main([*args, "--freeze-layers", "1", "--layer-decay", "0.5"]) == 0
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    assert settings["layer_decay"] == 0.5 and settings["freeze_layers"] == 1
+    before = dict(load(tiny).named_parameters())
+    after = {k.removeprefix("encoder."): v for k, v in load(out / "model").named_parameters()}
+    for name, weight in before.items():
+        frozen = name.startswith(("embeddings.", "layers.0."))
+        assert torch.equal(weight, after[name]) == frozen, name  # the rest moved

@@ -108,3 +108,21 @@ def test_the_recipe_is_checked_before_the_corpus_is_prepared(tmp_path):
     with pytest.raises(ValueError, match="eval_batches must be >= 0"):
         run_pretraining(args)
     assert not (run / "data").exists()
+
+
+def test_pretrain_deberta_v3_with_gradient_disentangled_sharing(tmp_path, capsys):
+    src, run = corpus(tmp_path / "src"), tmp_path / "run"
+    common = ["pretrain", "--corpus", str(src), "--out", str(run), "--preset", "tiny",
+              "--vocab-size", "300", "--seq-len", "32", "--batch-size", "4", "--validation",
+              "2", "--no-progress", "--steps", "2", "--eval-every", "2"]
+    with pytest.raises(SystemExit, match="--freeze-layers keep.*pass --init"):
+        main([*common, "--freeze-layers", "1"])
+    with pytest.raises(SystemExit, match="applies to --objective electra, not mlm"):
+        main([*common, "--embedding-sharing", "gdes"])
+    assert main([*common, "--arch", "deberta-v3", "--objective", "electra",
+                 "--embedding-sharing", "gdes"]) == 0
+    out = capsys.readouterr().out
+    assert "electra + gdes · tiny (deberta-v3)" in out and "discriminator accuracy" in out
+    saved = json.loads((run / "model" / "unmask.json").read_text())
+    assert saved["encoder"]["relative_attention"] == ["c2p", "p2c"]
+    assert saved["task"] == "replaced_token_detection"
