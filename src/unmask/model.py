@@ -41,7 +41,7 @@ from torch import nn
 from unmask.attention import BACKENDS, attention
 from unmask.config import EncoderConfig
 from unmask.dropout import Dropout
-from unmask.masks import Mask, resolve, window
+from unmask.masks import Mask, resolve
 from unmask.relative import ConvLayer, RelativeTable, relative_bias, relative_index
 
 LAYOUTS = ("padded", "unpadded")
@@ -372,16 +372,22 @@ class Encoder(nn.Module):
         global_mask = _and(pad, explicit)
         local_mask = None
         if cfg.local_window is not None:
-            local_mask = _and(global_mask, window(n, cfg.local_window, device=device).allowed)
+            # masks.window's band, from arange so that an ONNX trace keeps the length dynamic
+            i = torch.arange(n, device=device)
+            band = (i[None, :] - i[:, None]).abs() <= cfg.local_window // 2  # (L, L)
+            local_mask = _and(global_mask, band[None, None])
         attend = _Attend(cfg, {False: global_mask, True: local_mask}, self._rope(position_ids),
                          backend, cfg.attention_dropout if self.training else 0.0,
                          [] if output_attentions else None)
         if self.relative is not None:
             index = relative_index(position_ids, cfg.relative_span, cfg.position_buckets,
                                    cfg.max_relative_positions or cfg.max_position_embeddings)
-            # Only the table rows some pair uses (about 2L of 2 * span) are projected and scored.
-            lo, hi = int(index.min()), int(index.max()) + 1
-            attend.relative = (self.relative()[lo:hi], index - lo)
+            table = self.relative()  # (R, H)
+            if not torch.jit.is_tracing():  # a trace (ONNX export) must not bake in the rows
+                # Only the rows some pair uses (about 2L of 2 * span) are projected and scored.
+                lo, hi = int(index.min()), int(index.max()) + 1
+                table, index = table[lo:hi], index - lo
+            attend.relative = (table, index)
 
         if layout == "unpadded" and pad is not None:
             keep = attention_mask.reshape(-1).nonzero().squeeze(1)  # (T,) flat index of tokens
