@@ -11,6 +11,8 @@ Run it again after an interruption: finished tasks are kept.
 
 from __future__ import annotations
 
+from unmask.commands import non_negative_int, positive_int, real
+
 
 def cmd_glue(args) -> int:
     from unmask.tasks.glue import TASKS
@@ -47,15 +49,15 @@ def register(sub) -> None:
     p.add_argument("--tasks", help="comma-separated, e.g. cola,sst2,mrpc,stsb,qqp,mnli,qnli,rte,"
                                    "wnli (default: every task with train and dev files)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--minutes-per-task", type=float,
+    budget.add_argument("--minutes-per-task", type=real(0, low_open=True),
                         help="training time per task and seed; the schedule is planned to fit "
                              "it (at most the recipe's 3 epochs)")
-    budget.add_argument("--epochs", type=float, help="epochs for every task (default 3)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per task (default 1)")
+    budget.add_argument("--epochs", type=real(0, low_open=True), help="epochs for every task (default 3)")
+    p.add_argument("--seeds", type=positive_int, default=1, help="seeds 0..N-1 per task (default 1)")
     p.add_argument("--set", help="recipe overrides: task.key=value or key=value for all, "
                                  "comma-separated (e.g. rte.lr=3e-5,cola.epochs=5,batch_size=16;"
                                  " keys: lr, epochs, batch_size, warmup_ratio, max_length, ...)")
-    p.add_argument("--max-train", type=int, default=0,
+    p.add_argument("--max-train", type=non_negative_int, default=0,
                    help="train on a random N examples of each task (0 = all); for quick runs")
     p.add_argument("--keep-models", action="store_true",
                    help="keep each task's fine-tuned model (default: only metrics and "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from unmask.commands import positive_int
+
 
 def _row(label: str, *cells: str) -> str:
     return f"  {label:<22}" + "".join(f"{c:>16}" for c in cells)
@@ -99,8 +101,8 @@ def register(sub) -> None:
     p.add_argument("--table", action="store_true",
                    help="DistilBERT, BERT-base/large, RoBERTa-base, DeBERTa-v3-large, XLM-R-XL "
                         "from their configs")
-    p.add_argument("--batch", type=int, default=8, help="activation memory for this batch size")
-    p.add_argument("--length", type=int, default=128, help="... and this sequence length")
+    p.add_argument("--batch", type=positive_int, default=8, help="activation memory for this batch size")
+    p.add_argument("--length", type=positive_int, default=128, help="... and this sequence length")
     p.add_argument("--train", action="store_true", help="also measure forward + backward")
     p.add_argument("--revision", help="branch, tag or commit of a hub id")
     p.add_argument("--allow-pickle", action="store_true",
