@@ -83,9 +83,6 @@ def cmd_info(args) -> int:
         return 0
     if not args.model:
         raise SystemExit("error: give a MODEL (directory, hub id or config.json), or --table")
-    for name, value in (("--batch", args.batch), ("--length", args.length)):
-        if value < 1:
-            raise SystemExit(f"error: {name} must be >= 1, got {value}")
     d = info.describe(args.model, batch=args.batch, length=args.length, train=args.train,
                       revision=args.revision, allow_pickle=args.allow_pickle)
     if args.json:
