@@ -1,8 +1,9 @@
 """DeBERTa-v2 / v3 against transformers on the configs of the published models.
 
 Each model is random-initialised by transformers from the config of microsoft/deberta-v3-xsmall,
--small, -base or deberta-v2-xlarge (real widths, buckets and position settings; two layers and a
-512-token vocabulary, for test speed), saved in the Hugging Face layout, loaded by unmask.
+-base (whose widths -small shares: they differ only in depth) or deberta-v2-xlarge (real widths,
+buckets and position settings; two layers and a 512-token vocabulary, for test speed), saved in
+the Hugging Face layout, loaded by unmask.
 """
 
 import pytest
@@ -18,7 +19,6 @@ V3 = {"relative_attention": True, "position_buckets": 256, "norm_rel_ebd": "laye
           "max_position_embeddings": 512, "hidden_act": "gelu"}
 CONFIGS = {
     "deberta-v3-xsmall": dict(V3, hidden_size=384, num_attention_heads=6, intermediate_size=1536),
-    "deberta-v3-small": dict(V3, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
     "deberta-v3-base": dict(V3, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
     "deberta-v2-xlarge": dict(V3, hidden_size=1536, num_attention_heads=24,
                               intermediate_size=6144, conv_kernel_size=3, conv_act="gelu"),
@@ -183,7 +183,7 @@ V1_BASE = {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3
            "position_biased_input": False, "type_vocab_size": 0, "layer_norm_eps": 1e-7}
 
 
-@pytest.mark.parametrize("task", ["encoder", "masked_lm", "sequence_classification"])
+@pytest.mark.parametrize("task", ["encoder", "sequence_classification"])
 def test_deberta_v1_matches_transformers_and_saves_back(task, tmp_path):
     """microsoft/deberta-base's config: one fused, head-interleaved in_proj with q / v biases."""
     names = {"encoder": "DebertaModel", "masked_lm": "DebertaForMaskedLM",

@@ -78,8 +78,8 @@ def test_every_pipeline_takes_a_deberta_checkpoint(task, spm_dir, tmp_path):
 def test_finetune_classify_takes_a_deberta_checkpoint(spm_dir, tmp_path):
     model = _checkpoint(tmp_path, spm_dir, "classify")
     rows = (DATA / "sst2" / "train_full.tsv").read_text().splitlines()
-    (tmp_path / "train.tsv").write_text("\n".join(rows[:201]) + "\n")
-    (tmp_path / "dev.tsv").write_text("\n".join(rows[:1] + rows[1000:1101]) + "\n")
+    (tmp_path / "train.tsv").write_text("\n".join(rows[:97]) + "\n")
+    (tmp_path / "dev.tsv").write_text("\n".join(rows[:1] + rows[1000:1049]) + "\n")
     code = main(["finetune", "classify", "--model", str(model), "--train",
                  str(tmp_path / "train.tsv"), "--dev", str(tmp_path / "dev.tsv"), "--out",
                  str(tmp_path / "run"), "--epochs", "1", "--no-progress"])
