@@ -158,18 +158,35 @@ def _docstring_sentences(n: int) -> list[str]:
     return out[:n]
 
 
-def test_int8_pipeline_keeps_per_channel_accuracy():
-    # Per-channel weight scales: mean cosine ~0.97 on these sentences; per-tensor scales
-    # (torch's default qconfig, what `quantize=True` used to do) gave ~0.94.
+def test_int8_pipeline_is_as_accurate_as_onnx_runtime_int8():
+    # ONNX Runtime's dynamic int8 (per-channel weights, 8-bit activations) reaches mean cosine
+    # ~0.99 to float32 on these sentences (benchmarks/RESULTS.md). unmask's int8 matched it only
+    # once its activations kept all 8 bits: torch's dynamic Linear uses 7 (reduce_range), which
+    # gave mean ~0.973, min ~0.90 here.
     from unmask import pipeline
+    from unmask.pipelines.base import Int8Linear
 
     texts = _docstring_sentences(120)
     ref = pipeline("embed", MODEL_DIR)(texts)
     int8 = pipeline("embed", MODEL_DIR, dtype="int8")
-    assert type(int8.model.encoder.layers[0].attn.qkv).__name__ == "Linear"  # quantized Linear
-    assert "quantized" in type(int8.model.encoder.layers[0].attn.qkv).__module__
+    assert isinstance(int8.model.encoder.layers[0].attn.qkv, Int8Linear)
+    assert isinstance(int8.model.encoder.layers[5].mlp.down, Int8Linear)
     cos = torch.nn.functional.cosine_similarity(int8(texts), ref, dim=-1)
-    assert cos.mean().item() >= 0.96 and cos.min().item() >= 0.9, cos
+    assert cos.mean().item() >= 0.99 and cos.min().item() >= 0.97, cos
+
+
+def test_int8_linear_without_vnni_gives_up_a_weight_bit_not_an_activation_bit():
+    # AVX2 without VNNI sums u8 x s8 pairs in int16: 7-bit weights keep 255 * 63 * 2 < 2**15.
+    from unmask.pipelines.base import Int8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(384, 64)
+    x = torch.randn(16, 384) * 3
+    for bits in (8, 7):
+        q = Int8Linear(linear, weight_bits=bits)
+        assert q.weight_bits == bits
+        err = (q(x) - linear(x)).abs().max() / linear(x).abs().max()
+        assert err < (0.02 if bits == 8 else 0.04), (bits, err)
 
 
 @pytest.mark.skipif(not __import__("unmask.hardware").hardware.cpu_has_bf16(),

@@ -118,13 +118,23 @@ def test_long_input_uses_windows_not_truncation(dirs):
 
 @pytest.mark.parametrize("aggregation", ["none", "simple", "first", "average", "max"])
 def test_ner_matches_transformers(dirs, aggregation):
-    ours = pipeline("ner", dirs["ner"])(TEXT, aggregation=aggregation)
+    # transformers' spelling, where transformers takes it: at construction and per call
+    ours = pipeline("ner", dirs["ner"], aggregation_strategy=aggregation)(TEXT)
+    assert ours == pipeline("ner", dirs["ner"])(TEXT, aggregation_strategy=aggregation) == \
+        pipeline("ner", dirs["ner"])(TEXT, aggregation=aggregation)
     theirs = hf("token-classification", dirs["ner"])(TEXT, aggregation_strategy=aggregation)
     key = "entity" if aggregation == "none" else "entity_group"
     assert [(e[key], e["start"], e["end"]) for e in ours] == \
         [(e[key], e["start"], e["end"]) for e in theirs]
     assert np.allclose([e["score"] for e in ours], [float(e["score"]) for e in theirs], atol=TOL)
     assert all(e["word"] == TEXT[e["start"]:e["end"]] for e in ours)
+
+
+def test_ner_aggregation_strategy_refused_when_unknown_or_contradictory(dirs):
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        pipeline("ner", dirs["ner"], aggregation_strategy="mean")
+    with pytest.raises(ValueError, match="disagree"):
+        pipeline("ner", dirs["ner"])(TEXT, aggregation="first", aggregation_strategy="max")
 
 
 def test_classify_and_zero_shot_match_transformers(dirs):

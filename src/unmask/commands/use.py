@@ -7,6 +7,7 @@ stderr. Every command takes --model (a checkpoint directory or hub id; default $
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -260,13 +261,24 @@ def cmd_attention(args) -> int:
 
 # --- argument parsing --------------------------------------------------------------------------
 
+def _positive(text: str) -> int:
+    """argparse type: an int >= 1 (top-k, beam size, batch tokens), refused in one line."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+    return value
+
+
 def _common(p, texts_help: str = "texts (else --file, else stdin, one per line)") -> None:
     p.add_argument("texts", nargs="*", help=texts_help)
     p.add_argument("--model", "-m", default=os.environ.get("UNMASK_MODEL"),
                    help="checkpoint directory or hub id (default $UNMASK_MODEL)")
     p.add_argument("--file", "-f", help="read texts from this file, one per line")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--batch-tokens", type=int, default=8192, help="padded tokens per batch")
+    p.add_argument("--batch-tokens", type=_positive, default=8192, help="padded tokens per batch")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "int8"), default="auto",
                    help="auto (default): float32 on CPUs (exact), bfloat16 on GPUs that have "
                         "it; bfloat16: fast only where the CPU has AVX-512 BF16 / AMX; int8: "
@@ -278,11 +290,11 @@ def _common(p, texts_help: str = "texts (else --file, else stdin, one per line)"
 def register(sub) -> None:
     p = sub.add_parser("fill", help="predict [MASK] tokens")
     _common(p)
-    p.add_argument("--top-k", "-k", type=int, default=5)
+    p.add_argument("--top-k", "-k", type=_positive, default=5)
     p.add_argument("--targets", nargs="+", help="only score these words")
     p.add_argument("--joint", action="store_true",
                    help="fill all masks together (beam search), whole sentences with their PLL")
-    p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument("--beam-size", type=_positive, default=5)
     p.set_defaults(func=cmd_fill)
 
     p = sub.add_parser("score", help="pseudo-log-likelihood of sentences under an MLM")
@@ -300,7 +312,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("classify", help="classify texts; --labels for zero-shot via NLI")
     _common(p)
-    p.add_argument("--top-k", "-k", type=int, default=1)
+    p.add_argument("--top-k", "-k", type=_positive, default=1)
     p.add_argument("--labels", nargs="+", help="zero-shot: candidate labels (NLI checkpoint)")
     p.add_argument("--template", default="This example is {}.", help="zero-shot hypothesis")
     p.add_argument("--multi-label", action="store_true", help="zero-shot: labels independent")
@@ -308,14 +320,15 @@ def register(sub) -> None:
 
     p = sub.add_parser("ner", help="named entities with character spans")
     _common(p)
-    p.add_argument("--aggregation", "-a", default="simple",
-                   choices=("none", "simple", "first", "average", "max"))
+    p.add_argument("--aggregation", "--aggregation-strategy", "-a", default="simple",
+                   choices=("none", "simple", "first", "average", "max"),
+                   help="how tokens become entities, as transformers' aggregation_strategy")
     p.set_defaults(func=cmd_ner)
 
     p = sub.add_parser("answer", help="extractive question answering over contexts")
     _common(p, "contexts (else --file, else stdin, one per line)")
     p.add_argument("--question", "-q", required=True)
-    p.add_argument("--top-k", "-k", type=int, default=1)
+    p.add_argument("--top-k", "-k", type=_positive, default=1)
     p.set_defaults(func=cmd_answer)
 
     p = sub.add_parser("attention", help="save a picture of attention weights, per layer/head")

@@ -13,10 +13,10 @@ Precision (`dtype`), measured in benchmarks/RESULTS.md:
               bf16 natively (CPUs with AVX-512 BF16 or AMX, recent GPUs), cosine to float32
               >= 0.999 on sentence embeddings. On a CPU without those instructions PyTorch
               emulates it and it is about 5x SLOWER than float32: asking for it there warns.
-  "int8"      (CPU) dynamic quantisation of the encoder's linear layers, int8 weights with one
-              scale per output channel (per-tensor scales lost 2-3x more cosine), activations
-              quantised per batch; heads (classifier, MLM decoder) stay float32. Faster than
-              float32, approximate: mean cosine ~0.97 to float32 on MiniLM sentence embeddings.
+  "int8"      (CPU) dynamic quantisation of the encoder's linear layers (Int8Linear): int8
+              weights with one scale per output channel, activations quantised per call with
+              all 8 bits; heads (classifier, MLM decoder) stay float32. Faster than float32,
+              approximate (cosine to float32 on sentence embeddings: see RESULTS.md).
   "auto"      (default) float32 on CPUs, exact unless the user opts into speed;
               bfloat16 on GPUs that support it (their float32 matmuls are the slow path).
 quantize=True is the older spelling of dtype="int8".
@@ -34,7 +34,7 @@ from torch import nn
 
 from unmask.batching import Batch, batches
 from unmask.checkpoints import load, resolve
-from unmask.hardware import fast_bf16
+from unmask.hardware import cpu_has_int8_dot, fast_bf16
 from unmask.tokenizer import Tokenizer
 
 DTYPES = ("auto", "float32", "bfloat16", "int8")
@@ -74,19 +74,54 @@ def resolve_dtype(dtype: str, device: str | torch.device = "cpu", quantize: bool
     return dtype
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """model with every nn.Linear of its encoder replaced by a dynamically quantised int8 one.
+class Int8Linear(nn.Module):
+    """An nn.Linear run as a dynamically quantised int8 matmul (fbgemm), x: (..., in) float32
+    -> (..., out) float32.
 
-    Weights: symmetric int8, one scale per output channel (torch's per_channel_dynamic_qconfig);
-    activations: quantised per call from their range. Heads stay float32: they are small, or
-    (the MLM decoder) tied to the embeddings and run only at the masked positions.
+    Weights: symmetric int8, one scale per output channel. Activations: uint8 with one scale and
+    zero point per call, from the input's range, using all 8 bits. torch's own dynamic Linear
+    passes reduce_range=True (7-bit activations), which is what cost most of int8's accuracy
+    (benchmarks/RESULTS.md, "int8 accuracy"). reduce_range exists because AVX2 without VNNI
+    sums pairs of u8 x s8 products in int16 (vpmaddubsw) and saturates at 255 * 127 * 2; here,
+    on such CPUs, the weights give up the bit instead (-64..63: 255 * 63 * 2 fits int16), as
+    ONNX Runtime does; CPUs with VNNI (int32 dot products) keep 8 bits on both sides.
     """
-    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
-    spec = {name: qconfig for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and name.startswith("encoder.")}
-    with warnings.catch_warnings():  # torch.ao's notice that it moves to torchao
-        warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8)
+
+    def __init__(self, linear: nn.Linear, weight_bits: int | None = None):
+        super().__init__()
+        bits = weight_bits or (8 if cpu_has_int8_dot() else 7)
+        top = 2 ** (bits - 1) - 1  # 127, or 63
+        w = linear.weight.detach().float()  # (out, in)
+        scale = (w.abs().amax(dim=1).clamp_min(1e-12) / top).double()  # (out,)
+        with warnings.catch_warnings():  # quantized tensors are deprecated in favour of torchao
+            warnings.simplefilter("ignore")
+            qw = torch.quantize_per_channel(w, scale, torch.zeros_like(scale, dtype=torch.long),
+                                            0, torch.qint8)
+        bias = None if linear.bias is None else linear.bias.detach().float()
+        self.packed = torch.ops.quantized.linear_prepack(qw, bias)
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight_bits = bits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic(x, self.packed, reduce_range=False)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"weight_bits={self.weight_bits}, activations=8-bit dynamic per call")
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """model with every nn.Linear of its encoder replaced, in place, by an Int8Linear.
+
+    Heads stay float32: they are small, or (the MLM decoder) tied to the embeddings and run
+    only at the masked positions. Returns model.
+    """
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if isinstance(child, nn.Linear) and full.startswith("encoder."):
+                setattr(module, child_name, Int8Linear(child))
+    return model
 
 
 def check_int(name: str, value: Any, low: int = 1, high: int | None = None) -> int:

@@ -26,21 +26,33 @@ AGGREGATIONS = ("none", "simple", "first", "average", "max")
 
 
 class NER(Pipeline):
-    """ner(texts, aggregation="simple", ignore_labels=("O",)) -> per text a list of entities."""
+    """ner(texts, aggregation="simple", ignore_labels=("O",)) -> per text a list of entities.
+
+    aggregation_strategy is transformers' name for aggregation, accepted in both places it
+    takes it: pipeline("ner", model, aggregation_strategy="first") sets the default of every
+    call, ner(texts, aggregation_strategy="max") one call's. The default is "simple" (entities),
+    where transformers' is "none" (one entry per token).
+    """
 
     task = "token_classification"
 
-    def __init__(self, *args, stride: int | None = None, **kwargs):
+    def __init__(self, *args, stride: int | None = None, aggregation_strategy: str = "simple",
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        self.aggregation = _check_aggregation(aggregation_strategy)
         self.stride = (self.max_length // 4 if stride is None
                        else check_int("stride", stride, 0, self.max_length - 3))
         m = self.model
         self.labels = [(m.id2label or {}).get(i, f"LABEL_{i}") for i in range(m.num_labels)]
 
-    def __call__(self, inputs: str | Sequence[str], aggregation: str = "simple",
-                 ignore_labels: Sequence[str] = ("O",)):
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    def __call__(self, inputs: str | Sequence[str], aggregation: str | None = None,
+                 ignore_labels: Sequence[str] = ("O",), *,
+                 aggregation_strategy: str | None = None):
+        if aggregation is not None and aggregation_strategy is not None and \
+                aggregation != aggregation_strategy:
+            raise ValueError(f"aggregation={aggregation!r} and aggregation_strategy="
+                             f"{aggregation_strategy!r} disagree: give one of them")
+        aggregation = _check_aggregation(aggregation or aggregation_strategy or self.aggregation)
         texts, single = as_list(inputs)
         full = self.tokens(texts, truncation=False)
         windows = self.tokens(texts, max_length=self.max_length, return_overflowing=True,
@@ -96,6 +108,12 @@ class NER(Pipeline):
             ents.append({"entity": self.labels[best], "score": float(scores[best]),
                          "start": word[0]["start"], "end": word[-1]["end"]})
         return _group(ents)
+
+
+def _check_aggregation(name: str) -> str:
+    if name not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {name!r}")
+    return name
 
 
 def _tag(label: str) -> tuple[str, str]:
