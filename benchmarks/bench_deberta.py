@@ -19,8 +19,12 @@ sentencepiece model is not available offline; WordPiece lengths are close to DeB
 ids, < 30,522, are valid rows of the 128,100-row table). Memory rows use the first 512 / 2,048
 tokens of Moby Dick (../shared/data/pretrain_text), batch 1.
 
-Rows (examples/s; each round times every row once on that round's batch, rows rotated between
-rounds; median of the rounds, min-max in brackets):
+Rows (each round times every row once on that round's batch; the sides of one mode and dtype
+run back to back, their order rotated between rounds; median of the rounds, min-max in
+brackets). examples/s is wall time, so its spread also holds the batches' different lengths;
+"vs transformers" is the median of the per-round ratios (same batch, adjacent in time), by wall
+time and by the process's CPU time (less sensitive to other jobs on a shared machine; with
+OpenMP threads it includes their spin-waits):
   forward   inference, model.eval() under torch.no_grad()
   train     one fine-tuning step: forward with labels (cross-entropy), backward, AdamW step,
             zero_grad; train mode (dropout 0.1). AdamW is torch's fused one (lr 2e-5, decay
@@ -212,24 +216,32 @@ def parity(sides: list[Side], batch: dict) -> dict:
 
 
 def time_rounds(sides: list[Side], batches: list[dict], modes: list[str],
-                dtypes: list[str]) -> tuple[dict, dict]:
-    """({(mode, dtype, side): [seconds per round]}, the same for the AdamW part of train
-    rows); rows rotated between rounds."""
-    rows = [(m, d, s) for m in modes for d in dtypes for s in range(len(sides))]
-    times: dict = {(m, d, sides[s].name): [] for m, d, s in rows}
-    adamw: dict = {key: [] for key in times if key[0] == "train"}
+                dtypes: list[str]) -> dict:
+    """{"wall" | "cpu" | "adamw": {(mode, dtype, side): [seconds per round]}}.
+
+    Round r runs every row once on batch r. The sides of one (mode, dtype) run back to back,
+    their order rotated between rounds, so the rows compared sit next to each other in time;
+    the (mode, dtype) groups rotate too. cpu: the process's CPU seconds (all its threads), a
+    measure of work less sensitive than wall time to other jobs taking the cores.
+    """
+    groups = [(m, d) for m in modes for d in dtypes]
+    out: dict = {"wall": {}, "cpu": {}, "adamw": {}}
     for r, batch in enumerate(batches):
-        order = rows[r % len(rows):] + rows[:r % len(rows)]
-        for m, d, s in order:
-            t0 = time.perf_counter()
-            opt_s = MODES[m](sides[s], batch, d)
-            times[(m, d, sides[s].name)].append(time.perf_counter() - t0)
-            if m == "train":
-                adamw[(m, d, sides[s].name)].append(opt_s)
+        for g in range(len(groups)):
+            m, d = groups[(g + r) % len(groups)]
+            for k in range(len(sides)):
+                side = sides[(k + r) % len(sides)]
+                key = (m, d, side.name)
+                c0, t0 = time.process_time(), time.perf_counter()
+                opt_s = MODES[m](side, batch, d)
+                out["wall"].setdefault(key, []).append(time.perf_counter() - t0)
+                out["cpu"].setdefault(key, []).append(time.process_time() - c0)
+                if m == "train":
+                    out["adamw"].setdefault(key, []).append(opt_s)
         print(f"round {r + 1}/{len(batches)} done (L={batch['input_ids'].shape[1]}, "
               f"{batch['tokens']} real tokens of {batch['input_ids'].numel()})",
               file=sys.stderr, flush=True)
-    return times, adamw
+    return out
 
 
 def memory(sides: list[Side], length: int) -> dict:
@@ -292,21 +304,30 @@ def cpu_flags() -> str:
     return f"cpu flags: {have} (fast bf16: {'yes' if has_fast_bf16() else 'no'})"
 
 
-def speed_table(times: dict, adamw: dict, sides: list[Side], modes: list[str],
-                dtypes: list[str]) -> str:
-    lines = [("| mode | dtype | side | examples/s median [min-max] | vs transformers "
-              "| s per batch | of which AdamW s |"), "|---|---|---|---|---|---|---|"]
+def _spread(values: list[float], fmt: str = ".2f") -> str:
+    return f"{statistics.median(values):{fmt}} [{min(values):{fmt}}-{max(values):{fmt}}]"
+
+
+def ratios(times: dict, m: str, d: str, name: str) -> list[float]:
+    """Per-round speed-ups over transformers (its seconds / this row's, same batch)."""
+    return [t / u for t, u in zip(times[(m, d, "transformers")], times[(m, d, name)])]
+
+
+def speed_table(timed: dict, sides: list[Side], modes: list[str], dtypes: list[str]) -> str:
+    lines = [("| mode | dtype | side | examples/s (wall) | vs transformers (wall) "
+              "| vs transformers (CPU time) | s per batch | of which AdamW s |"),
+             "|---|---|---|---|---|---|---|---|"]
     for m in modes:
         for d in dtypes:
-            ref = statistics.median(BATCH / t for t in times[(m, d, "transformers")])
             for side in sides:
-                rates = [BATCH / t for t in times[(m, d, side.name)]]
-                med = statistics.median(rates)
-                opt = adamw.get((m, d, side.name))
-                opt = f"{statistics.median(opt):.2f}" if opt else ""
-                lines.append(f"| {m} | {d} | {side.name} | {med:.2f} [{min(rates):.2f}-"
-                             f"{max(rates):.2f}] | {med / ref:.2f}x | {BATCH / med:.2f} "
-                             f"| {opt} |")
+                key = (m, d, side.name)
+                rates = [BATCH / t for t in timed["wall"][key]]
+                opt = timed["adamw"].get(key)
+                lines.append(f"| {m} | {d} | {side.name} | {_spread(rates)} "
+                             f"| {_spread(ratios(timed['wall'], m, d, side.name))}x "
+                             f"| {_spread(ratios(timed['cpu'], m, d, side.name))}x "
+                             f"| {statistics.median(timed['wall'][key]):.2f} "
+                             f"| {statistics.median(opt) if opt else float('nan'):.2f} |")
     return "\n".join(lines)
 
 
@@ -385,15 +406,14 @@ def main() -> None:
         for d in dtypes:
             for side in sides:
                 MODES[m](side, warm, d)
-    times, adamw = time_rounds(sides, batches, modes, dtypes)
+    timed = time_rounds(sides, batches, modes, dtypes)
     mem = {} if args.no_memory else {n: memory(sides[:2], n) for n in MEMORY_LENGTHS}
 
     profiles = {}
-    best = {}  # the faster unmask layout's train ratio, per dtype
+    best = {}  # the faster unmask layout's train speed-up (median of the rounds), per dtype
     if "train" in modes:
         for d in dtypes:
-            ref = statistics.median(times[("train", d, "transformers")])
-            best[d] = max(ref / statistics.median(times[("train", d, s.name)])
+            best[d] = max(statistics.median(ratios(timed["wall"], "train", d, s.name))
                           for s in sides[1:])
     if args.profile == "on" or (args.profile == "auto" and best and min(best.values()) < TARGET):
         profiles["unmask padded (default) fp32"] = profile_step(sides[1], batches[0], "fp32",
@@ -411,7 +431,7 @@ def main() -> None:
     for name, d in diffs.items():
         print(f"  {name}: {d['logits']:.2e}, {d['hidden']:.2e}")
     print()
-    print(speed_table(times, adamw, sides, modes, dtypes))
+    print(speed_table(timed, sides, modes, dtypes))
     if best:
         print("\nbest unmask train ratio: " + ", ".join(f"{d} {r:.2f}x" for d, r in best.items())
               + f" (target {TARGET:g}x)")
@@ -425,8 +445,8 @@ def main() -> None:
     print(describe())
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "parity": diffs, "times": {" | ".join(k): v for k, v in times.items()},
-            "adamw": {" | ".join(k): v for k, v in adamw.items()},
+            "parity": diffs, "times": {kind: {" | ".join(k): v for k, v in rows.items()}
+                      for kind, rows in timed.items()},
             "lengths": lengths, "memory": mem, "profiles": profiles}, indent=2))
 
 
