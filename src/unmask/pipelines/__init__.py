@@ -45,7 +45,7 @@ def pipeline(task: str, model: str | Path | Any, tokenizer=None, engine: str = "
 
     options: batch_tokens=8192, dtype="auto" | "float32" | "bfloat16" | "int8" (see
     unmask.pipelines.base), device="cpu", progress=None, and per task: truncate (embed,
-    similarity), stride (classify, ner).
+    similarity), stride (classify, ner), aggregation_strategy (ner: its default per call).
     engine: "torch" (default), or "onnx" for embed: model is then a directory written by
     `unmask export onnx --task embed`, run by ONNX Runtime (unmask.pipelines.engine_onnx).
     """
