@@ -370,10 +370,10 @@ def test_unsupported_architecture_lists_supported(tmp_path):
 def test_unsupported_head_is_named(hf_dir, tmp_path):
     src = hf_dir("bert", "BertModel")
     cfg = json.loads((src / "config.json").read_text())
-    cfg["architectures"] = ["BertForMultipleChoice"]
+    cfg["architectures"] = ["BertForNextSentencePrediction"]
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     (tmp_path / "model.safetensors").write_bytes((src / "model.safetensors").read_bytes())
-    with pytest.raises(ValueError, match="BertForMultipleChoice.*task='encoder'"):
+    with pytest.raises(ValueError, match="BertForNextSentencePrediction.*task='encoder'"):
         load(tmp_path)
     assert isinstance(load(tmp_path, task="encoder"), Encoder)
 
