@@ -9,6 +9,18 @@ Layout under a run directory:
         rng-rank0.json              each rank's Python and NumPy RNG state
     checkpoints/latest              the name of the newest complete checkpoint
 
+A sharded run (`--shard`, FSDP2) writes, instead of state.safetensors,
+
+        shards/shard-0000R-model-00001-of-00001.safetensors   rank R-1's slices of every
+                                    weight and AdamW moment (torch.distributed.checkpoint, DCP,
+                                    safetensors with each slice's offsets in its header)
+        state.json                  as above, with "sharded": true and the optimizer's groups
+
+DCP reads any slicing back into any other, so a sharded checkpoint resumes with another number
+of processes (CheckpointWriter.write_sharded, apply_sharded_checkpoint); its RNG states are
+per process: a process without a saved state (more processes than saved) starts a fresh one.
+A shared file system is needed across machines: every rank writes into the same folder.
+
 Atomicity: a checkpoint is written into `step-XXXXXXXX.tmp-<pid>` (rank 0's pid), its files
 flushed to disk, then renamed to its final name, and only then is `latest` replaced (write a
 temporary file, rename over the old one). A kill at any point leaves `latest` naming a complete
@@ -34,6 +46,7 @@ from safetensors.torch import load_file, save_file
 
 LATEST = "latest"
 _STATE = "state"
+SHARDS = "shards"
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -133,13 +146,21 @@ class CheckpointWriter:
         self.tmp = self.root / f"{self.name}.tmp-{tag}"
         self.keep, self.run_id = keep, run_id
 
-    def begin(self, models: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
-              meta: dict) -> None:
-        """Rank 0: model and optimizer tensors plus JSON state, into the temporary folder."""
+    def prepare(self) -> None:
+        """Rank 0: the temporary folder, after removing what killed saves left behind."""
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob("*.tmp*"):
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
         self.tmp.mkdir()
+
+    def write_meta(self, meta: dict) -> None:
+        """Rank 0: the JSON state (meta plus this run's id)."""
+        _write_json(self.tmp / f"{_STATE}.json", {**meta, "run_id": self.run_id})
+
+    def begin(self, models: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+              meta: dict) -> None:
+        """Rank 0: model and optimizer tensors plus JSON state, into the temporary folder."""
+        self.prepare()
         tensors: dict[str, torch.Tensor] = {}
         seen: set[int] = set()
         for prefix, model in models.items():
@@ -153,8 +174,22 @@ class CheckpointWriter:
         tensors.update(optim_tensors)
         save_file({k: v.contiguous() for k, v in tensors.items()},
                   str(self.tmp / f"{_STATE}.safetensors"))
-        _write_json(self.tmp / f"{_STATE}.json",
-                    {**meta, "run_id": self.run_id, "optimizer": optim_meta})
+        self.write_meta({**meta, "optimizer": optim_meta})
+
+    def write_sharded(self, objective: torch.nn.Module,
+                      optimizer: torch.optim.Optimizer) -> dict:
+        """Every rank, after prepare() and a barrier: its slices of the sharded (FSDP2) weights
+        and AdamW state into tmp/shards (DCP, collective). Returns the optimizer's JSON part
+        ({"param_groups"}, parameters by name) for write_meta's "optimizer"."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint import HuggingFaceStorageWriter
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        model_state, optim_state = get_state_dict(objective, optimizer)
+        dcp.save({"model": _own_storage(model_state), "optim": optim_state["state"]},
+                 storage_writer=HuggingFaceStorageWriter(str(self.tmp / SHARDS),
+                                                         save_distributed=True))
+        return {"param_groups": optim_state["param_groups"]}
 
     def write_rng(self, rank: int) -> None:
         """Every rank: its own RNG state."""
@@ -175,6 +210,22 @@ class CheckpointWriter:
         for old in ours[:-self.keep]:
             shutil.rmtree(old, ignore_errors=True)
         return final
+
+
+def _own_storage(state: dict) -> dict:
+    """state with shared weights (tied, or ELECTRA's shared embeddings: one storage under two
+    names) cloned: safetensors stores one name per storage. Sharded values are DTensors:
+    what this rank stores is their local slice."""
+    from torch.distributed.tensor import DTensor
+
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        local = value.to_local() if isinstance(value, DTensor) else value
+        storage = local.untyped_storage().data_ptr()
+        out[key] = value.detach().clone() if storage in seen else value
+        seen.add(storage)
+    return out
 
 
 def _run_id(path: Path) -> str | None:
@@ -201,14 +252,35 @@ def read_checkpoint(path: Path, rank: int, world_size: int) -> dict:
 
     meta = read(f"{_STATE}.json", lambda f: json.loads(f.read_text()))
     saved_world = meta.get("world_size", 1)
+    if meta.get("sharded"):  # DCP re-slices; the data cursor is re-split by the loop
+        files = sorted((path / SHARDS).glob("*.safetensors"))
+        if not files:
+            raise DamagedCheckpoint(f"{path / SHARDS} holds no shard files")
+        for file in files:  # a truncated file fails here (header vs size), not mid-load
+            read(f"{SHARDS}/{file.name}", _check_safetensors)
+        rng = None
+        if rank < saved_world:
+            rng = (read(f"rng-rank{rank}.safetensors", lambda f: load_file(str(f))),
+                   read(f"rng-rank{rank}.json", lambda f: json.loads(f.read_text())))
+        return {"meta": meta, "tensors": None, "rng": rng, "path": path}
     if saved_world != world_size:
         raise ValueError(f"{path} was written by {saved_world} process(es), this run has "
                          f"{world_size}: resume with {saved_world} (RNG states and the data "
-                         "cursor are per process)")
+                         "cursor are per process; checkpoints of --shard runs resume with "
+                         "any number)")
     tensors = read(f"{_STATE}.safetensors", lambda f: load_file(str(f)))
     rng = (read(f"rng-rank{rank}.safetensors", lambda f: load_file(str(f))),
            read(f"rng-rank{rank}.json", lambda f: json.loads(f.read_text())))
-    return {"meta": meta, "tensors": tensors, "rng": rng}
+    return {"meta": meta, "tensors": tensors, "rng": rng, "path": path}
+
+
+def _check_safetensors(file: Path) -> None:
+    """Raise when a safetensors file's header or size is wrong (reads no tensor data)."""
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as f:
+        for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+            f.get_slice(key).get_shape()
 
 
 def find_checkpoint(run_dir: str | os.PathLike, rank: int = 0, world_size: int = 1,
@@ -239,6 +311,30 @@ def apply_checkpoint(state: dict, models: dict[str, torch.nn.Module],
     return meta
 
 
-__all__ = ["CheckpointWriter", "DamagedCheckpoint", "apply_checkpoint", "checkpoint_root",
+def apply_sharded_checkpoint(state: dict, objective: torch.nn.Module,
+                             optimizer: torch.optim.Optimizer) -> dict:
+    """Every rank (collective): restore a sharded checkpoint from read_checkpoint into the
+    FSDP2-sharded `objective` and its `optimizer`, however many processes wrote it (DCP reads
+    each rank's slices out of whichever files hold them), and this rank's RNG when it was
+    saved (else the caller seeds a fresh one). Returns the JSON state."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import HuggingFaceStorageReader
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    meta = state["meta"]
+    model_state, optim_state = get_state_dict(objective, optimizer)  # this run's slices
+    target = {"model": _own_storage(model_state), "optim": optim_state["state"]}
+    dcp.load(target, storage_reader=HuggingFaceStorageReader(str(state["path"] / SHARDS)))
+    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g
+              for g in meta["optimizer"]["param_groups"]]
+    set_state_dict(objective, optimizer, model_state_dict=target["model"],
+                   optim_state_dict={"state": target["optim"], "param_groups": groups})
+    if state["rng"] is not None:
+        set_rng_state(*state["rng"])
+    return meta
+
+
+__all__ = ["SHARDS", "CheckpointWriter", "DamagedCheckpoint", "apply_checkpoint",
+           "apply_sharded_checkpoint", "checkpoint_root",
            "complete_checkpoints", "find_checkpoint", "latest_checkpoint", "read_checkpoint",
            "rng_state", "set_rng_state"]

@@ -25,6 +25,16 @@ Every `save_every` steps a checkpoint holds the models, optimizer, step, data cu
 stopping state and every rank's RNG (unmask.train.checkpoint); `resume` continues from the
 newest intact one with the uninterrupted run's losses. A run folder that already holds a run
 is refused unless the settings say resume or overwrite.
+
+Sharded (settings.shard, FSDP2: unmask.train.distributed.shard) instead of DDP, every process
+holds 1/W of the weights, gradients and AdamW state; the step is the same sum over the global
+batch. Its checkpoints (torch.distributed.checkpoint) resume with another number of processes
+W' when the global batch stays the same: the recipe's per-process sizes (PER_PROCESS) times W'
+must equal the saved ones times W (2 processes of batch_size 4 -> 1 of batch_size 8), and the
+data cursor is re-split. The resumed run then sees the same batches, corruption and updates,
+so it continues with the uninterrupted run's losses to float tolerance (summation order
+differs), except for dropout, whose masks are drawn per process and cannot be re-split.
+Saved models are gathered whole on rank 0's CPU (our layout and the Hugging Face one).
 """
 
 from __future__ import annotations
@@ -48,11 +58,18 @@ from unmask.checkpoints import save as save_model
 from unmask.tokenizer.files import TOKENIZER_FILES
 from unmask.train import distributed
 from unmask.train.allocator import keep_freed_memory
-from unmask.train.checkpoint import CheckpointWriter, apply_checkpoint, find_checkpoint
+from unmask.train.checkpoint import (
+    CheckpointWriter,
+    apply_checkpoint,
+    apply_sharded_checkpoint,
+    find_checkpoint,
+)
 from unmask.train.metrics import MetricsLog, Progress, save_loss_curve
 from unmask.train.optim import adamw, lr_factor
-from unmask.train.settings import RESUMABLE, Settings
+from unmask.train.settings import RESUMABLE, Settings, fields_by_name
 
+# Recipe settings counted per process: with W processes the global batch is W times them.
+PER_PROCESS = ("batch_size", "batch_tokens")
 # What marks a folder as holding a run (data/, prepared by `unmask pretrain --corpus`, does not).
 RUN_FILES = ("checkpoints", "metrics.jsonl", "loss.png", "settings.json", "results.json",
              "model", "hf", "generator", "config.json", "unmask")
@@ -117,12 +134,18 @@ class Trainer:
         self.dist = d = dist or distributed.setup(s.device)
         if d.device.type == "cpu":
             keep_freed_memory()  # fewer page faults per step (unmask.train.allocator)
-        self.objective, self.data, self._evaluate = objective.to(d.device), data, evaluate
+        self.use_bf16 = s.dtype == "bf16" or (s.dtype == "auto" and (
+            d.device.type == "cuda" or cpu_has_bf16()))
+        self.sharded = s.shard
+        if s.shard:  # frames to save gathered weights into, then shard (which moves to device)
+            self._frames = {name: meta_frame(m) for name, m in objective.models().items()}
+            distributed.shard(objective, d, bf16=self.use_bf16)
+        else:
+            objective.to(d.device)
+        self.objective, self.data, self._evaluate = objective, data, evaluate
         self.early, self.recipe = early_stopping, recipe or {}
         self.tokenizer = None if tokenizer is None else Path(tokenizer)
         self.out = Path(s.out)
-        self.use_bf16 = s.dtype == "bf16" or (s.dtype == "auto" and (
-            d.device.type == "cuda" or cpu_has_bf16()))
         self.optimizer = adamw(objective, s.lr, s.weight_decay, s.betas, s.eps, s.layer_decay)
         self.step, self._elapsed_before, self._session_start = 0, 0.0, None
         self.history: list[dict] = []
@@ -141,7 +164,7 @@ class Trainer:
             torch.manual_seed(s.seed + 1 + d.rank)  # dropout differs per rank, fixed by seed
         self.iterator = iter(self.data)
         self.module: nn.Module = self.objective
-        if d.enabled:
+        if d.enabled and not self.sharded:
             self.module = nn.parallel.DistributedDataParallel(
                 self.objective, device_ids=[d.device.index] if d.device.type == "cuda" else None)
         if s.compile:
@@ -163,18 +186,40 @@ class Trainer:
                 "there), or point --out at an earlier run")
         meta = found[1]["meta"]
         self._check_resumable(meta)
-        apply_checkpoint(found[1], self.objective.models(), self.optimizer)
-        self.step, self._elapsed_before = meta["step"], meta["elapsed"]
-        self.data.load_state_dict(meta["data"])
+        self.step = meta["step"]
+        if meta.get("sharded"):
+            apply_sharded_checkpoint(found[1], self.objective, self.optimizer)
+            if found[1]["rng"] is None:  # more processes than saved: a fresh RNG of its own
+                torch.manual_seed(self.settings.seed + 1 + self.dist.rank + 7919 * self.step)
+        else:
+            apply_checkpoint(found[1], self.objective.models(), self.optimizer)
+        self._elapsed_before = meta["elapsed"]
+        self.data.load_state_dict(resplit_cursor(meta["data"], meta.get("world_size", 1),
+                                                 self.dist.world_size))
         self.run_id, self.history = meta["run_id"], meta["history"]
         if self.early is not None:
             self.early.best, self.early.since_best = meta["early_stopping"]
 
     def _check_resumable(self, meta: dict) -> None:
-        saved = {**meta["recipe"], **meta["settings"]}
+        # A setting newer than the checkpoint was at its default there.
+        defaults = json.loads(json.dumps({n: f.default for n, f in fields_by_name().items()}))
+        saved = {**defaults, **meta["recipe"], **meta["settings"]}
         mine = {**self.recipe, **self.settings.to_dict()}
+        was, now = meta.get("world_size", 1), self.dist.world_size
+        scaled = set()
+        if was != now:  # only sharded checkpoints get here: the global batch must stay
+            for k in (k for k in PER_PROCESS if k in saved and k in mine):
+                scaled.add(k)
+                if saved[k] * was != mine[k] * now:
+                    fix = f"--{k.replace('_', '-')} {saved[k] * was // now}" \
+                        if saved[k] * was % now == 0 else f"a number of processes dividing " \
+                        f"{saved[k] * was}"
+                    raise ValueError(
+                        f"cannot resume {self.out} with {now} process(es): it was trained "
+                        f"with {k} {saved[k]} x {was} process(es) per step, now {mine[k]} x "
+                        f"{now}; resume with {fix} (the same global batch)")
         diff = {k: (saved.get(k), v) for k, v in json.loads(json.dumps(mine)).items()
-                if k not in RESUMABLE and saved.get(k) != v}
+                if k not in RESUMABLE and k not in scaled and saved.get(k) != v}
         if diff:
             detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise ValueError(f"cannot resume {self.out}: settings differ from the checkpoint "
@@ -232,17 +277,20 @@ class Trainer:
         self.objective.train()
         for i, (inputs, _) in enumerate(micro):
             sync = i == len(micro) - 1 or not d.enabled
+            if self.sharded:  # FSDP2: reduce-scatter only after the last micro-batch
+                self.objective.set_requires_gradient_sync(i == len(micro) - 1)
+                sync = True
             with contextlib.nullcontext() if sync else self.module.no_sync():
                 with self.autocast():
                     terms, st = self.module(**self.to_device(inputs))
-                # DDP averages gradients over ranks: scale by world size to get the sum.
+                # DDP and FSDP average gradients over ranks: scale by W to get the sum.
                 loss = (terms.float() * self.weights / denominators).sum() * d.world_size
                 loss.backward()
             stats = st.detach().cpu() if stats is None else stats + st.detach().cpu()
         stats = d.all_reduce_sum(stats)
         grad_norm = None
         if s.clip:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.objective.parameters(), s.clip))
+            grad_norm = clip_gradients(self.objective.parameters(), s.clip)
         lr = self.learning_rate()
         if not bool(torch.isfinite(stats).all()) or not math.isfinite(grad_norm or 0.0):
             self.optimizer.zero_grad(set_to_none=True)
@@ -269,8 +317,12 @@ class Trainer:
             return None
         self.objective.eval()
         started = time.perf_counter()
+        if self.sharded:  # the recipe may call a model directly, not the objective (root)
+            self.objective.unshard()
         with torch.no_grad(), self.autocast():
             metrics = self._evaluate()
+        if self.sharded:
+            self.objective.reshard()
         self.eval_seconds += time.perf_counter() - started
         self.objective.train()
         return metrics
@@ -327,10 +379,10 @@ class Trainer:
                     return self._result(last_train, last_eval)
         finally:
             progress.close()
+        if self.early is None:
+            self.save_models()
         if d.is_main:
-            if self.early is None:
-                save_models(self.objective.models(), self.out, self.tokenizer)
-            elif self.early.best is None:
+            if self.early is not None and self.early.best is None:
                 self.say("warning: no evaluation gave a finite metric; no model was saved")
             self._curve()
         return self._result(last_train, last_eval)
@@ -356,8 +408,8 @@ class Trainer:
         shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
         progress.note(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
         if self.early is not None:
-            if self.early.update(self.step, metrics) and self.dist.is_main:
-                save_models(self.objective.models(), self.out, self.tokenizer)
+            if self.early.update(self.step, metrics):  # the same on every rank
+                self.save_models()
             if self.early.exhausted:
                 self.stopped = self.stopped or (
                     f"no dev improvement in {self.early.patience} evaluations")
@@ -372,18 +424,45 @@ class Trainer:
                             getattr(self.objective, "title", type(self.objective).__name__))
 
     # --- saving --------------------------------------------------------------------------
+    def save_models(self) -> None:
+        """Every rank: the objective's models into out/ (save_models) from rank 0; sharded,
+        their full weights are first gathered to rank 0's CPU (collective)."""
+        if not self.sharded:
+            if self.dist.is_main:
+                save_models(self.objective.models(), self.out, self.tokenizer)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        full = get_model_state_dict(self.objective, options=StateDictOptions(
+            full_state_dict=True, cpu_offload=True))  # empty on the other ranks
+        if not self.dist.is_main:
+            return
+        names = {id(m): name for name, m in self.objective.named_modules()}
+        for name, model in self.objective.models().items():
+            prefix = names[id(model)] + "."
+            self._frames[name].load_state_dict(
+                {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)},
+                assign=True)
+        save_models(self._frames, self.out, self.tokenizer)
+
     def save_checkpoint(self) -> None:
         """Write a checkpoint cooperatively from every rank (atomic: see train.checkpoint)."""
         d = self.dist
         writer = CheckpointWriter(self.out, self.step, self.settings.keep, self.run_id,
                                   self._tag)
-        if d.is_main:
-            early = None if self.early is None else [self.early.best, self.early.since_best]
-            writer.begin(self.objective.models(), self.optimizer,
-                         {"step": self.step, "elapsed": self.elapsed,
-                          "data": self.data.state_dict(), "settings": self.settings.to_dict(),
-                          "recipe": self.recipe, "world_size": d.world_size,
-                          "history": self.history, "early_stopping": early})
+        early = None if self.early is None else [self.early.best, self.early.since_best]
+        meta = {"step": self.step, "elapsed": self.elapsed, "data": self.data.state_dict(),
+                "settings": self.settings.to_dict(), "recipe": self.recipe,
+                "world_size": d.world_size, "history": self.history, "early_stopping": early}
+        if self.sharded:
+            if d.is_main:
+                writer.prepare()
+            d.barrier()
+            optimizer = writer.write_sharded(self.objective, self.optimizer)  # collective
+            if d.is_main:
+                writer.write_meta({**meta, "sharded": True, "optimizer": optimizer})
+        elif d.is_main:
+            writer.begin(self.objective.models(), self.optimizer, meta)
         d.barrier()
         writer.write_rng(d.rank)
         d.barrier()
@@ -416,6 +495,38 @@ def save_models(models: dict[str, nn.Module], out: Path, tokenizer: Path | None 
                 os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
+
+
+def resplit_cursor(cursor: dict, was: int, now: int) -> dict:
+    """A data cursor saved by `was` processes, for `now` (same global batch): the per-process
+    sizes it records (PER_PROCESS) scaled by was / now, its world_size replaced. A cursor that
+    counts global batches (PackedBatches, TaskBatches) then points at the same next batch."""
+    if was == now or "world_size" not in cursor:
+        return cursor
+    scaled = {k: cursor[k] * was // now for k in PER_PROCESS if k in cursor}
+    return {**cursor, **scaled, "world_size": now}
+
+
+def clip_gradients(parameters, max_norm: float) -> float:
+    """clip_grad_norm_ that also takes FSDP2's sharded (DTensor) gradients: the total norm
+    is reduced over the shards before scaling. Returns the norm before clipping."""
+    from torch.distributed.tensor import DTensor
+
+    parameters = [p for p in parameters if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+    if isinstance(norm, DTensor):
+        norm = norm.full_tensor()
+    torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm)
+    return float(norm)
+
+
+def meta_frame(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose parameters live on the meta device (no memory; buffers are
+    copied): the frame that full weights gathered from a sharded run load into
+    (load_state_dict(assign=True)) to be saved by the usual code. Tied weights stay tied."""
+    memo = {id(p): nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
+            for p in model.parameters()}
+    return copy.deepcopy(model, memo)
 
 
 def materialised(model: nn.Module) -> nn.Module:

@@ -58,6 +58,10 @@ class Settings:
     dtype: str = _help("bf16 autocast, fp32, or auto (bf16 on GPUs and on CPUs with native "
                        "bf16 matmuls)", "auto", choices=DTYPES)
     compile: bool = _help("torch.compile the model", False)
+    shard: bool = _help("shard weights, gradients and AdamW state over the torchrun processes "
+                        "(FSDP2) instead of copying the model to each (DDP): for models too "
+                        "big for one device; its checkpoints resume with any number of "
+                        "processes (keep the global batch: see the README)", False)
     device: str = _help("auto, cpu, cuda or cuda:N", "auto")
     seed: int = _help("seed of initialisation, data order, corruption and dropout", 0)
     eval_every: int = _help("evaluate every N optimizer steps (0 = once per epoch); always "
