@@ -167,3 +167,13 @@ def test_sharded_fine_tuning_gives_the_losses_evaluations_and_model_of_ddp(tmp_p
     want, got = weights(ddp), weights(shard)  # the best model, gathered on rank 0
     for key in want:
         torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5)
+
+
+def test_parametrized_embeddings_are_refused_with_one_line(tmp_path):
+    from unmask.train.pretrain import pretrainer
+
+    data = synthetic_shards(tmp_path / "data")
+    with pytest.raises(ValueError, match="--shard cannot shard parametrized weights "
+                                         r"\(--embedding-sharing gdes\)"):
+        pretrainer(*tiny_config(data, tmp_path / "run", objective="electra",
+                                embedding_sharing="gdes", shard=True))
