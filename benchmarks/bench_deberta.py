@@ -284,11 +284,19 @@ def memory(sides: list[Side], length: int) -> dict:
 
 
 def profile_step(side: Side, batch: dict, dtype: str, rows: int) -> str:
+    """torch.profiler of one training step: the top operators by self CPU time, then the top
+    (operator, input shapes) pairs, which tell the token linears ((B*L | T, H) inputs) from the
+    relative-table projections ((2 * span, H)) and the c2p / p2c products ((B, nh, L, hd) x
+    (nh, hd, 2 * span))."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         train_step(side, batch, dtype)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    by_op = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    by_shape = prof.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=24,
+        max_shapes_column_width=70)
+    return f"{by_op}\nby input shapes:\n{by_shape}"
 
 
 # --- the report --------------------------------------------------------------------------
@@ -407,7 +415,6 @@ def main() -> None:
             for side in sides:
                 MODES[m](side, warm, d)
     timed = time_rounds(sides, batches, modes, dtypes)
-    mem = {} if args.no_memory else {n: memory(sides[:2], n) for n in MEMORY_LENGTHS}
 
     profiles = {}
     best = {}  # the faster unmask layout's train speed-up (median of the rounds), per dtype
@@ -435,6 +442,8 @@ def main() -> None:
     if best:
         print("\nbest unmask train ratio: " + ", ".join(f"{d} {r:.2f}x" for d, r in best.items())
               + f" (target {TARGET:g}x)")
+    sys.stdout.flush()  # the speed table is out before the long memory rows start
+    mem = {} if args.no_memory else {n: memory(sides[:2], n) for n in MEMORY_LENGTHS}
     if mem:
         print("\nmemory, batch 1 (torch.profiler CPU tensor bytes above the live baseline):\n")
         print(memory_table(mem))
