@@ -181,6 +181,16 @@ def interleaved(methods: dict, rounds: int) -> dict[str, list[float]]:
     return seconds
 
 
+def add(task: str, n: int, seconds: dict[str, list[float]], cosine: dict | None = None):
+    """Print a task's rows as soon as it is timed; the first method is the peer."""
+    peer = float(np.median(next(iter(seconds.values()))))
+    for method, times in seconds.items():
+        med = float(np.median(times))
+        cos = f"{cosine[method]:.4f}" if cosine and method in cosine else "-"
+        print(f"| {task} | {n} | {method} | {n / med:.1f} | {n / max(times):.1f}-"
+              f"{n / min(times):.1f} | {peer / med:.2f}x | {cos} |", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="inputs per task")
@@ -196,7 +206,9 @@ def main() -> int:
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
-    tasks = []  # (task, inputs, {method: seconds per round}, reference method)
+    print("| task | inputs | method | inputs/s (median) | spread (min-max) | x peer | "
+          "cosine to fp32 |")
+    print("|---|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         dirs = checkpoints(Path(tmp))
 
@@ -208,10 +220,10 @@ def main() -> int:
         close([[p["score"] for p in x] for x in a], [[p["score"] for p in x] for x in b],
               "fill-mask scores")
         int8 = pipeline("fill-mask", dirs["fill-mask"], dtype="int8")
-        tasks.append(("fill-mask (top-5)", len(texts), interleaved({
+        add("fill-mask (top-5)", len(texts), interleaved({
             "transformers batch 32": lambda: theirs(texts, top_k=5, batch_size=32),
             "unmask fp32": lambda: ours(texts, top_k=5),
-            "unmask int8": lambda: int8(texts, top_k=5)}, args.rounds)))
+            "unmask int8": lambda: int8(texts, top_k=5)}, args.rounds))
 
         texts = sst2(args.n)
         ours = pipeline("classify", dirs["classify"])
@@ -221,10 +233,10 @@ def main() -> int:
         assert [x[0]["label"] for x in a] == [x["label"] for x in b], "classify labels differ"
         close([x[0]["score"] for x in a], [x["score"] for x in b], "classify scores")
         int8 = pipeline("classify", dirs["classify"], dtype="int8")
-        tasks.append(("classify", len(texts), interleaved({
+        add("classify", len(texts), interleaved({
             "transformers batch 32": lambda: theirs(texts, batch_size=32),
             "unmask fp32": lambda: ours(texts),
-            "unmask int8": lambda: int8(texts)}, args.rounds)))
+            "unmask int8": lambda: int8(texts)}, args.rounds))
 
         texts = wnut(args.n)
         ours = pipeline("ner", dirs["ner"], aggregation_strategy="simple")
@@ -236,19 +248,19 @@ def main() -> int:
         close([e["score"] for x in a for e in x], [e["score"] for x in b for e in x],
               "ner scores")
         int8 = pipeline("ner", dirs["ner"], dtype="int8")
-        tasks.append(("ner (simple)", len(texts), interleaved({
+        add("ner (simple)", len(texts), interleaved({
             "transformers batch 32": lambda: theirs(texts, batch_size=32),
             "unmask fp32": lambda: ours(texts),
-            "unmask int8": lambda: int8(texts)}, args.rounds)))
+            "unmask int8": lambda: int8(texts)}, args.rounds))
 
         pairs = squad(max(10, args.n // 4))
         ours = pipeline("answer", dirs["answer"])
         theirs = hf_answer(dirs["answer"], pairs)
         qs, cs = [q for q, _ in pairs], [c for _, c in pairs]
         assert [(x["start"], x["end"]) for x in ours(qs, cs)] == theirs(pairs), "answers differ"
-        tasks.append(("answer (SQuAD)", len(pairs), interleaved({
+        add("answer (SQuAD)", len(pairs), interleaved({
             "transformers batch 32": lambda: theirs(pairs),
-            "unmask fp32": lambda: ours(qs, cs)}, args.rounds)))
+            "unmask fp32": lambda: ours(qs, cs)}, args.rounds))
 
         st = sentence_transformers.SentenceTransformer(str(dirs["embed"]), device="cpu")
         engines = {}
@@ -276,18 +288,8 @@ def main() -> int:
                        "unmask fp32": lambda texts=texts: ours(texts),
                        "unmask int8": lambda texts=texts: int8(texts)}
             methods.update({k: (lambda p=p, texts=texts: p(texts)) for k, p in engines.items()})
-            tasks.append((name, len(texts), interleaved(methods, args.rounds), cosine))
+            add(name, len(texts), interleaved(methods, args.rounds), cosine)
 
-    print("| task | inputs | method | inputs/s (median) | spread (min-max) | x peer | cosine to fp32 |")
-    print("|---|---|---|---|---|---|---|")
-    for task, n, seconds, *extra in tasks:
-        cosine = extra[0] if extra else {}
-        peer = float(np.median(next(iter(seconds.values()))))
-        for method, times in seconds.items():
-            med = float(np.median(times))
-            cos = f"{cosine[method]:.4f}" if method in cosine else "-"
-            print(f"| {task} | {n} | {method} | {n / med:.1f} | {n / max(times):.1f}-"
-                  f"{n / min(times):.1f} | {peer / med:.2f}x | {cos} |")
     print(describe())
     return 0
 
