@@ -458,8 +458,10 @@ class MultipleChoice(TaskModel):
         b, c, n = input_ids.shape
 
         def rows(t):  # (B, C, L) -> (B * C, L); (L,) positions are shared as they are
-            return t if t is None or torch.as_tensor(t).dim() < 3 else \
-                torch.as_tensor(t).reshape(b * c, n)
+            if t is None:
+                return None
+            t = torch.as_tensor(t)
+            return t.reshape(b * c, n) if t.dim() == 3 else t
 
         attention_mask = rows(attention_mask)
         out = self._encode(rows(input_ids), attention_mask, rows(token_type_ids),
