@@ -116,12 +116,23 @@ def tokenizer():
     return tok
 
 
-def sst2_batches(n: int, size: int = BATCH, skip: int = 0) -> list[dict]:
+def sst2_batches(n: int, size: int = BATCH, skip: int = 0, grouped: bool = False) -> list[dict]:
     """n padded batches of `size` SST-2 train sentences: input_ids / attention_mask int64
-    (B, L_batch), labels int64 (B,), plus the real token count."""
+    (B, L_batch), labels int64 (B,), plus the real token count.
+
+    grouped=False: random batches (transformers' Trainer default). grouped=True: the batches
+    `unmask finetune` trains on (unmask.batching.group: random pools of 50 batches' worth of
+    rows, each sorted by length and cut), so little padding."""
     rows = [line.rsplit("\t", 1) for line in SST2.read_text().splitlines()[1:]]
     random.Random(0).shuffle(rows)
     tok = tokenizer()
+    if grouped:
+        from unmask.batching import group
+
+        pool = rows[skip: skip + 50 * size]
+        lengths = [len(e.ids) for e in tok.encode_batch([text for text, _ in pool])]
+        rows = [pool[i] for b in group(lengths, size, 8192, shuffle=True)[:n] for i in b]
+        skip = 0
     out = []
     for b in range(n):
         chunk = rows[skip + b * size: skip + (b + 1) * size]
@@ -370,6 +381,9 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=12,
                    help="encoder layers (12 = deberta-v3-base; fewer only for a quick check)")
     p.add_argument("--json", help="also write the raw results here")
+    p.add_argument("--batches", choices=["random", "grouped"], default="random",
+                   help="random (the Trainer's default) or grouped by length as `unmask "
+                        "finetune` batches them")
     args = p.parse_args()
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
@@ -400,7 +414,7 @@ def main() -> None:
     sides = [Side("transformers", theirs, None, opt[id(theirs)]),
              Side("unmask padded (default)", ours, "padded", opt[id(ours)]),
              Side("unmask unpadded", ours, "unpadded", opt[id(ours)])]
-    batches = sst2_batches(args.rounds)
+    batches = sst2_batches(args.rounds, grouped=args.batches == "grouped")
     warm = sst2_batches(1, WARMUP_BATCH, skip=args.rounds * BATCH)[0]
 
     diffs = parity(sides, batches[0])

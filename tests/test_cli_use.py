@@ -94,12 +94,12 @@ def test_numeric_flags_are_checked(dirs, capsys):
     assert len(got[0]) == 30522  # capped at the vocabulary, not a RuntimeError from topk
     # refused by argparse before any model loads: the usage and one line naming the flag
     for command, argv, message in (
-            (["fill"], ["-k", "0"], "argument --top-k/-k: must be an int >= 1, got '0'"),
-            (["fill"], ["--top-k", "-1"], "argument --top-k/-k: must be an int >= 1, got '-1'"),
-            (["fill"], ["--batch-tokens", "0"], "argument --batch-tokens: must be an int >= 1"),
-            (["fill"], ["--beam-size", "0", "--joint"], "argument --beam-size: must be an int"),
-            (["classify"], ["--top-k", "0"], "argument --top-k/-k: must be an int >= 1"),
-            (["answer", "-q", "Where?"], ["-k", "x"], "argument --top-k/-k: must be an int")):
+            (["fill"], ["-k", "0"], "argument --top-k/-k: '0' is out of range: give an integer >= 1"),
+            (["fill"], ["--top-k", "-1"], "argument --top-k/-k: '-1' is out of range: give an integer >= 1"),
+            (["fill"], ["--batch-tokens", "0"], "argument --batch-tokens: '0' is out of range"),
+            (["fill"], ["--beam-size", "0", "--joint"], "argument --beam-size: '0' is out of range"),
+            (["classify"], ["--top-k", "0"], "argument --top-k/-k: '0' is out of range"),
+            (["answer", "-q", "Where?"], ["-k", "x"], "argument --top-k/-k: 'x' is not an integer")):
         with pytest.raises(SystemExit) as exit_info:
             main([*command, "-m", "no-such-model", "The [MASK] sat.", *argv])
         assert exit_info.value.code == 2

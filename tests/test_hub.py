@@ -109,6 +109,35 @@ def test_revision_picks_a_branch_or_a_commit(offline_home, tiny_mlm, tmp_path):
         load(REPO, revision="v3")
 
 
+def test_every_model_command_takes_the_revision(offline_home, tiny_mlm, tmp_path, capsys):
+    """--revision reaches the hub lookup of the use, finetune and glue commands and the
+    tokenizer: a revision the cache lacks is one error line naming it, not the main branch."""
+    from unmask.tokenizer import Tokenizer
+
+    hub_cache(offline_home, REPO, _files(tiny_mlm), "a" * 40)
+    hub_cache(offline_home, REPO, _files(tiny_mlm), "b" * 40, ref="v2")
+    assert Tokenizer.from_pretrained(REPO, revision="v2").vocab_size == \
+        Tokenizer.from_pretrained(tiny_mlm).vocab_size
+    with pytest.raises(FileNotFoundError, match="revision 'v3'"):
+        Tokenizer.from_pretrained(REPO, revision="v3")
+    text = "Paris is the [MASK] of France."
+    assert main(["fill", "-m", REPO, "--revision", "v2", "--json", text]) == 0
+    capsys.readouterr()
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\na fine film\t1\na dull film\t0\n")
+    for argv in (["fill", "-m", REPO, text],
+                 ["finetune", "classify", "--model", REPO, "--train", str(train), "--dev",
+                  str(train), "--out", str(tmp_path / "ft")],
+                 ["glue", "--model", REPO, "--data", str(tmp_path), "--out",
+                  str(tmp_path / "glue")]):
+        try:
+            code = main([*argv, "--revision", "v3"])
+        except SystemExit as exit_info:
+            code = exit_info.code
+        err = capsys.readouterr().err + (code if isinstance(code, str) else "")
+        assert code not in (0, None) and "revision 'v3'" in err, (argv, err)
+
+
 def test_uncached_id_offline_fails_fast_with_what_to_do(offline_home):
     start = time.monotonic()
     with pytest.raises(FileNotFoundError) as err:

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from test_pipelines_assets import tiny
-from unmask.serve import create_app, load_pipelines
+from unmask.server import create_app, load_pipelines
 
 
 @pytest.fixture(scope="module")

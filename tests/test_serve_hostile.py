@@ -1,6 +1,6 @@
 """Property tests: hostile bodies drawn from the server's own JSON schema, for every route.
 
-The promise (unmask.serve): a documented 4xx answer with a "detail", or a correct result (the
+The promise (unmask.server): a documented 4xx answer with a "detail", or a correct result (the
 same as calling the pipeline directly), never a 500, a hang or a traceback. Bodies are built
 from /openapi.json: every field gets values of its type and of other types, values just
 outside its bounds, odd text (lone surrogates, NUL, mask and special tokens, format fields,
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from test_pipelines_assets import tiny
-from unmask.serve import (
+from unmask.server import (
     AnswerRequest,
     ClassifyRequest,
     FillRequest,

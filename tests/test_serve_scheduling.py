@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from test_pipelines_assets import tiny
 from unmask.pipelines import pipeline
 from unmask.scheduling import Call, Dropped, Job, MicroBatcher, Queues, Scheduler
-from unmask.serve import cost_of, create_app
+from unmask.server import cost_of, create_app
 
 LONG = " ".join(["word"] * 400)  # 400 tokens: 400 PLL rows of 64 tokens, one per batch below
 

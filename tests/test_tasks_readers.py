@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from assets import MINILM_DIR
-from unmask.tasks.classify import ClassifyTask
+from unmask.tasks.classification import ClassifyTask
 from unmask.tasks.readers import DataError, RowExample, read_conll, read_rows, read_squad
 from unmask.tasks.similarity import SimilarityTask
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from unmask.data import write_token_shards
-from unmask.train import checkpoint as ckpt
-from unmask.train.checkpoint import latest_checkpoint
+from unmask.train import resume as ckpt
 from unmask.train.loop import EarlyStopping, Trainer, TrainingDiverged
 from unmask.train.pretrain import PretrainRecipe, pretrainer
+from unmask.train.resume import latest_checkpoint
 from unmask.train.settings import Settings
 
 PRETRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "pretrain_text"

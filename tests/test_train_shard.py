@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from test_train_loop import losses, synthetic_shards, tiny_config
-from unmask.train.checkpoint import latest_checkpoint
+from unmask.train.resume import latest_checkpoint
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 pytestmark = pytest.mark.skipif(not TORCHRUN.is_file(),

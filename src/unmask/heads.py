@@ -28,12 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unmask.batching import batches
+from unmask.batching import IGNORE_INDEX, padded_batches
 from unmask.config import EncoderConfig
 from unmask.dropout import Dropout
 from unmask.model import Encoder, activation, init_weights
 
-IGNORE_INDEX = -100
 POOLINGS = ("cls", "mean", "max")
 
 
@@ -642,7 +641,7 @@ class Embedder(TaskModel):
         out = torch.zeros(n, cfg.hidden_size, dtype=torch.float32)
         if n == 0:
             return out
-        for batch in batches(ids, batch_tokens, cfg.pad_token_id, device=device):
+        for batch in padded_batches(ids, batch_tokens, cfg.pad_token_id, device=device):
             emb = self(batch.input_ids, batch.attention_mask).embeddings
             out[torch.from_numpy(batch.index)] = emb.float().cpu()
         return out

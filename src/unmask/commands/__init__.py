@@ -107,5 +107,13 @@ def fraction_or_count(text: str) -> float | int:
     return int(value)
 
 
-__all__ = ["INT_MAX", "finite_float", "fraction_or_count", "integer", "non_negative_int",
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """--revision and --allow-pickle: which copy of a --model hub id to use, and whether a
+    checkpoint with only pytorch_model.bin may be read (as tensors only, never code)."""
+    p.add_argument("--revision", help="branch, tag or commit of a hub id (default: main)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="permit a checkpoint with only pytorch_model.bin (read as tensors only)")
+
+
+__all__ = ["INT_MAX", "add_source_arguments", "finite_float", "fraction_or_count", "integer", "non_negative_int",
            "positive_int", "real"]

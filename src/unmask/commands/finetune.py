@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from unmask.commands import non_negative_int, positive_int, real
+from unmask.commands import add_source_arguments, non_negative_int, positive_int, real
 
 # Per task: (learning rate, epochs, max_length). BERT's recipe for classification and NER;
 # QA windows are longer; sentence-transformers' 2e-5 for similarity.
@@ -41,7 +41,8 @@ def _task(args, model: str):
     from unmask.tasks import TASKS
 
     kwargs = {"max_length": args.max_length, "batch_size": args.batch_size,
-              "batch_tokens": args.batch_tokens}
+              "batch_tokens": args.batch_tokens, "revision": args.revision,
+              "allow_pickle": args.allow_pickle}
     if args.task == "classify" and args.regression:
         kwargs["regression"] = True
     if args.task == "qa":
@@ -91,7 +92,8 @@ def cmd_evaluate(args) -> int:
 
     task = _task(args, args.model)
     # Similarity scores any encoder (zero-shot); the other tasks need their trained head.
-    model = task.load() if args.task == "similarity" else load(args.model)
+    model = (task.load() if args.task == "similarity"
+             else load(task.model_path, allow_pickle=args.allow_pickle))
     if args.task != "similarity":
         if getattr(model, "task", "") != task.model_task:
             raise ValueError(f"{args.model} holds a {getattr(model, 'task', 'bare encoder')} "
@@ -121,7 +123,9 @@ def _guarded(fn):
 
 
 def _common(p: argparse.ArgumentParser, task: str) -> None:
-    p.add_argument("--model", required=True, help="checkpoint directory (Hugging Face or unmask)")
+    p.add_argument("--model", required=True,
+                   help="checkpoint directory (Hugging Face or unmask) or hub id")
+    add_source_arguments(p)
     p.add_argument("--max-length", type=positive_int, default=DEFAULTS[task][2],
                    help="tokens per row, specials included (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=32,

@@ -11,7 +11,7 @@ Run it again after an interruption: finished tasks are kept.
 
 from __future__ import annotations
 
-from unmask.commands import non_negative_int, positive_int, real
+from unmask.commands import add_source_arguments, non_negative_int, positive_int, real
 
 
 def cmd_glue(args) -> int:
@@ -26,7 +26,10 @@ def cmd_glue(args) -> int:
         settings = {name: {"epochs": args.epochs, **s} for name, s in settings.items()}
     if args.seeds < 1:
         raise ValueError(f"--seeds {args.seeds}: give 1 or more")
-    result = run_glue(args.model, args.data, args.out, tasks=tasks, seeds=args.seeds,
+    from unmask.checkpoints import resolve
+
+    model = resolve(args.model, args.revision, args.allow_pickle)
+    result = run_glue(model, args.data, args.out, tasks=tasks, seeds=args.seeds,
                       minutes_per_task=args.minutes_per_task or 0.0, settings=settings,
                       max_train=args.max_train, device=args.device, progress=not args.quiet,
                       keep_models=args.keep_models, name=args.name)
@@ -41,7 +44,9 @@ def cmd_glue(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("glue", help="fine-tune and score on the GLUE tasks; table and "
                        "submission.zip")
-    p.add_argument("--model", required=True, help="checkpoint directory (Hugging Face or unmask)")
+    p.add_argument("--model", required=True,
+                   help="checkpoint directory (Hugging Face or unmask) or hub id")
+    add_source_arguments(p)
     p.add_argument("--data", required=True,
                    help="glue_data/ (TSV, as GLUE's download script writes it) or the hub's "
                         "glue folder (one parquet folder per config)")

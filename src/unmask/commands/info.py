@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from unmask.commands import positive_int
+from unmask.commands import add_source_arguments, positive_int
 
 
 def _row(label: str, *cells: str) -> str:
@@ -101,8 +101,6 @@ def register(sub) -> None:
     p.add_argument("--batch", type=positive_int, default=8, help="activation memory for this batch size")
     p.add_argument("--length", type=positive_int, default=128, help="... and this sequence length")
     p.add_argument("--train", action="store_true", help="also measure forward + backward")
-    p.add_argument("--revision", help="branch, tag or commit of a hub id")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="permit a checkpoint with only pytorch_model.bin (read as tensors only)")
+    add_source_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)

@@ -1,4 +1,4 @@
-"""`unmask serve`: the pipelines as an HTTP JSON API (see unmask.serve)."""
+"""`unmask serve`: the pipelines as an HTTP JSON API (see unmask.server)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _number(kind: type, low: float, high: float | None = None):
 
 
 def cmd_serve(args) -> int:
-    from unmask.serve import create_app, default_hosts, load_pipelines, serve, serve_workers
+    from unmask.server import create_app, default_hosts, load_pipelines, serve, serve_workers
 
     per_task = {t: getattr(args, t.replace("-", "_")) for t in TASK_FLAGS
                 if getattr(args, t.replace("-", "_"))}

@@ -7,11 +7,12 @@ stderr. Every command takes --model (a checkpoint directory or hub id; default $
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from contextlib import contextmanager
+
+from unmask.commands import add_source_arguments, positive_int
 
 
 def _texts(args, at_least: int = 1) -> list[str]:
@@ -74,6 +75,7 @@ def _pipeline(task: str, args):
         try:
             yield pipeline(task, args.model, batch_tokens=args.batch_tokens, dtype=args.dtype,
                            quantize=args.quantize, device=args.device, progress=progress,
+                           revision=args.revision, allow_pickle=args.allow_pickle,
                            **getattr(args, "pipeline_options", {}))
         except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
             raise SystemExit(f"error: {err}") from None
@@ -240,8 +242,8 @@ def cmd_attention(args) -> int:
 
     text = " ".join(_texts(args))
     try:
-        directory = resolve(args.model)
-        encoder = load(directory, task="encoder")
+        directory = resolve(args.model, args.revision, args.allow_pickle)
+        encoder = load(directory, task="encoder", allow_pickle=args.allow_pickle)
         tokenizer = Tokenizer.from_pretrained(directory)
         enc = tokenizer.encode_batch([text])
         with torch.inference_mode():
@@ -261,24 +263,14 @@ def cmd_attention(args) -> int:
 
 # --- argument parsing --------------------------------------------------------------------------
 
-def _positive(text: str) -> int:
-    """argparse type: an int >= 1 (top-k, beam size, batch tokens), refused in one line."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
-    return value
-
-
 def _common(p, texts_help: str = "texts (else --file, else stdin, one per line)") -> None:
     p.add_argument("texts", nargs="*", help=texts_help)
     p.add_argument("--model", "-m", default=os.environ.get("UNMASK_MODEL"),
                    help="checkpoint directory or hub id (default $UNMASK_MODEL)")
+    add_source_arguments(p)
     p.add_argument("--file", "-f", help="read texts from this file, one per line")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--batch-tokens", type=_positive, default=8192, help="padded tokens per batch")
+    p.add_argument("--batch-tokens", type=positive_int, default=8192, help="padded tokens per batch")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "int8"), default="auto",
                    help="auto (default): float32 on CPUs (exact), bfloat16 on GPUs that have "
                         "it; bfloat16: fast only where the CPU has AVX-512 BF16 / AMX; int8: "
@@ -290,11 +282,11 @@ def _common(p, texts_help: str = "texts (else --file, else stdin, one per line)"
 def register(sub) -> None:
     p = sub.add_parser("fill", help="predict [MASK] tokens")
     _common(p)
-    p.add_argument("--top-k", "-k", type=_positive, default=5)
+    p.add_argument("--top-k", "-k", type=positive_int, default=5)
     p.add_argument("--targets", nargs="+", help="only score these words")
     p.add_argument("--joint", action="store_true",
                    help="fill all masks together (beam search), whole sentences with their PLL")
-    p.add_argument("--beam-size", type=_positive, default=5)
+    p.add_argument("--beam-size", type=positive_int, default=5)
     p.set_defaults(func=cmd_fill)
 
     p = sub.add_parser("score", help="pseudo-log-likelihood of sentences under an MLM")
@@ -312,7 +304,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("classify", help="classify texts; --labels for zero-shot via NLI")
     _common(p)
-    p.add_argument("--top-k", "-k", type=_positive, default=1)
+    p.add_argument("--top-k", "-k", type=positive_int, default=1)
     p.add_argument("--labels", nargs="+", help="zero-shot: candidate labels (NLI checkpoint)")
     p.add_argument("--template", default="This example is {}.", help="zero-shot hypothesis")
     p.add_argument("--multi-label", action="store_true", help="zero-shot: labels independent")
@@ -328,12 +320,14 @@ def register(sub) -> None:
     p = sub.add_parser("answer", help="extractive question answering over contexts")
     _common(p, "contexts (else --file, else stdin, one per line)")
     p.add_argument("--question", "-q", required=True)
-    p.add_argument("--top-k", "-k", type=_positive, default=1)
+    p.add_argument("--top-k", "-k", type=positive_int, default=1)
     p.set_defaults(func=cmd_answer)
 
     p = sub.add_parser("attention", help="save a picture of attention weights, per layer/head")
     p.add_argument("texts", nargs="*", help="the sentence (else --file or stdin)")
-    p.add_argument("--model", "-m", default=os.environ.get("UNMASK_MODEL"))
+    p.add_argument("--model", "-m", default=os.environ.get("UNMASK_MODEL"),
+                   help="checkpoint directory or hub id (default $UNMASK_MODEL)")
+    add_source_arguments(p)
     p.add_argument("--file", "-f")
     p.add_argument("--layer", type=int, help="only this layer (default: all)")
     p.add_argument("--head", type=int, help="only this head (default: all)")

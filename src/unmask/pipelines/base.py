@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unmask.batching import Batch, batches
+from unmask.batching import Batch, padded_batches
 from unmask.checkpoints import load, resolve
 from unmask.hardware import cpu_has_int8_dot, fast_bf16
 from unmask.tokenizer import Tokenizer
@@ -195,7 +195,7 @@ class Pipeline:
         out: list[Any] = [None] * len(rows)
         done = 0
         with torch.inference_mode():
-            for batch in batches(rows, self.batch_tokens, self.pad_id, types, self.device):
+            for batch in padded_batches(rows, self.batch_tokens, self.pad_id, types, self.device):
                 for i, result in zip(batch.index, fn(batch)):
                     out[i] = result
                 done += len(batch.index)

@@ -5,12 +5,12 @@
     finetune(task, "train.tsv", "dev.tsv", "out-dir", Settings.finetuning(epochs=2))
 """
 
-from unmask.tasks.classify import ClassifyTask
+from unmask.tasks.classification import ClassifyTask
 from unmask.tasks.finetune import finetune
-from unmask.tasks.ner import NerTask
 from unmask.tasks.qa import QaTask
 from unmask.tasks.readers import DataError
 from unmask.tasks.similarity import SimilarityTask
+from unmask.tasks.token_classification import NerTask
 from unmask.train.settings import Settings
 
 TASKS = {"classify": ClassifyTask, "ner": NerTask, "qa": QaTask, "similarity": SimilarityTask}

@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
+from unmask.batching import POOL_BATCHES, TaskBatches
 from unmask.tasks.base import Task, TaskObjective
-from unmask.tasks.batching import POOL_BATCHES, TaskBatches
 from unmask.train import distributed
 from unmask.train.loop import EarlyStopping, Trainer
 from unmask.train.optim import freeze

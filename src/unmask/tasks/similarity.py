@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unmask.batching import collate
 from unmask.tasks.base import Task
-from unmask.tasks.batching import collate
 from unmask.tasks.metrics import pearson, spearman
 from unmask.tasks.readers import DataError, RowExample, parse_number, read_rows
 

@@ -300,7 +300,8 @@ class Tokenizer:
     @classmethod
     def from_pretrained(cls, name_or_path: PathType,
                         special_tokens: Mapping[str, str] | None = None,
-                        model_max_length: int | None = None) -> Tokenizer:
+                        model_max_length: int | None = None,
+                        revision: str | None = None) -> Tokenizer:
         """Load the tokenizer of a Hugging Face checkpoint: a directory, a hub id
         ("microsoft/deberta-v3-base", fetched by unmask.checkpoints.resolve) or a
         tokenizer.json file.
@@ -308,13 +309,13 @@ class Tokenizer:
         The files looked for are listed in unmask.tokenizer.files. Special token names,
         model_max_length, lower-casing and add_prefix_space come from tokenizer_config.json /
         special_tokens_map.json when present; `special_tokens` and `model_max_length` override
-        them. Role tokens the checkpoint names but its vocabulary lacks (DeBERTa-v3's [MASK])
+        them. revision: the branch, tag or commit of a hub id. Role tokens the checkpoint names but its vocabulary lacks (DeBERTa-v3's [MASK])
         are added after the vocabulary, as transformers does.
         """
         path = Path(name_or_path).expanduser()
         if path.is_file():
             return cls.from_file(path, special_tokens, model_max_length)
-        directory = path if path.is_dir() else _hub_directory(name_or_path)
+        directory = path if path.is_dir() else _hub_directory(name_or_path, revision)
         config = read_config(directory)
         backend, required = from_directory(directory, config)
         for token in config.added_tokens:  # in id order (a token in the vocabulary keeps its id)
@@ -557,7 +558,7 @@ class Tokenizer:
 
 
 # --------------------------------------------------------------------------------- helpers
-def _hub_directory(name_or_path: PathType) -> Path:
+def _hub_directory(name_or_path: PathType, revision: str | None = None) -> Path:
     """A hub id's local snapshot (unmask.checkpoints.resolve); a path that is not there, or a
     name that can only be a path, gets one line saying what a tokenizer path must be."""
     name = str(name_or_path)
@@ -566,7 +567,7 @@ def _hub_directory(name_or_path: PathType) -> Path:
         raise FileNotFoundError(f"{name} does not exist; {WHAT_A_TOKENIZER_IS}")
     from unmask.checkpoints import resolve  # lazy: checkpoints imports models and torch
 
-    return resolve(name)
+    return resolve(name, revision)
 
 
 def _bad_input(texts: list, is_split_into_words: bool) -> str:

@@ -22,7 +22,7 @@ its global denominator, so W ranks x B rows compute the same update as one proce
 rows. A non-finite loss or gradient norm stops the run before the step, naming it.
 
 Every `save_every` steps a checkpoint holds the models, optimizer, step, data cursor, early
-stopping state and every rank's RNG (unmask.train.checkpoint); `resume` continues from the
+stopping state and every rank's RNG (unmask.train.resume); `resume` continues from the
 newest intact one with the uninterrupted run's losses. A run folder that already holds a run
 is refused unless the settings say resume or overwrite.
 
@@ -58,14 +58,14 @@ from unmask.checkpoints import save as save_model
 from unmask.tokenizer.files import TOKENIZER_FILES
 from unmask.train import distributed
 from unmask.train.allocator import keep_freed_memory
-from unmask.train.checkpoint import (
+from unmask.train.optim import adamw, lr_factor
+from unmask.train.report import MetricsLog, Progress, save_loss_curve
+from unmask.train.resume import (
     CheckpointWriter,
     apply_checkpoint,
     apply_sharded_checkpoint,
     find_checkpoint,
 )
-from unmask.train.metrics import MetricsLog, Progress, save_loss_curve
-from unmask.train.optim import adamw, lr_factor
 from unmask.train.settings import RESUMABLE, Settings, fields_by_name
 
 # Recipe settings counted per process: with W processes the global batch is W times them.
@@ -446,7 +446,7 @@ class Trainer:
         save_models(self._frames, self.out, self.tokenizer)
 
     def save_checkpoint(self) -> None:
-        """Write a checkpoint cooperatively from every rank (atomic: see train.checkpoint)."""
+        """Write a checkpoint cooperatively from every rank (atomic: see train.resume)."""
         d = self.dist
         writer = CheckpointWriter(self.out, self.step, self.settings.keep, self.run_id,
                                   self._tag)

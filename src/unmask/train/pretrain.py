@@ -26,7 +26,6 @@ from unmask.data import PackedBatches, TokenShards
 from unmask.heads import MaskedLM, ReplacedTokenDetector
 from unmask.train import distributed
 from unmask.train.loop import EarlyStopping, Trainer
-from unmask.train.metrics import unigram_entropy
 from unmask.train.objectives import (
     EMBEDDING_SHARING,
     MASKINGS,
@@ -36,6 +35,7 @@ from unmask.train.objectives import (
     generator_config,
 )
 from unmask.train.optim import freeze
+from unmask.train.report import unigram_entropy
 from unmask.train.settings import Settings
 from unmask.train.words import continuation_table
 

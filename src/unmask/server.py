@@ -609,7 +609,7 @@ def serve_workers(workers: int, host: str, port: int, model: str | None,
     config = {"model": model, "tasks": tasks, "per_task": per_task, "load": load, "app": app,
               "threads": threads or max(1, (cores or 1) // workers)}
     os.environ[CONFIG_ENV] = json.dumps(config)
-    uvicorn.run("unmask.serve:worker_app", factory=True, workers=workers, host=host, port=port,
+    uvicorn.run("unmask.server:worker_app", factory=True, workers=workers, host=host, port=port,
                 log_level="info", timeout_graceful_shutdown=30)
 
 

@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from test_train_loop import losses, synthetic_shards, tiny
-from unmask.train import checkpoint as ckpt
-from unmask.train.checkpoint import CheckpointWriter, complete_checkpoints, latest_checkpoint
+from unmask.train import resume as ckpt
+from unmask.train.resume import CheckpointWriter, complete_checkpoints, latest_checkpoint
 
 
 @pytest.fixture(scope="module")
