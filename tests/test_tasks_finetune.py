@@ -63,6 +63,17 @@ def test_classifier_learns_and_saves_the_best_model_in_both_layouts(tiny, tmp_pa
         assert again.evaluate(saved, train)["accuracy"] == result["best"]["accuracy"]
 
 
+def test_random_batches_train_on_the_unpadded_layout(tiny, tmp_path):
+    """--random-batches (mostly padding) runs the encoder unpadded; it learns as well."""
+    task = ClassifyTask(tiny, max_length=32, batch_size=16)
+    train = task.read(DATA / "sst2" / "train_full.tsv")[:16]
+    result = finetune(task, "train", "dev", tmp_path, Settings.finetuning(
+        lr=2e-3, epochs=15, warmup=0, eval_every=10**6, **FAST),
+        train_examples=train, dev_examples=train, group_by_length=False)
+    assert result["best"]["accuracy"] >= 0.9
+    assert load(tmp_path / "model").encoder.layout == "padded"  # a runtime choice, not saved
+
+
 def test_saved_classifier_loads_in_transformers_with_the_same_logits(tiny, tmp_path):
     transformers = pytest.importorskip("transformers")
     task = ClassifyTask(tiny, max_length=48, batch_size=16)

@@ -86,17 +86,11 @@ class Task:
 
     def load(self, **kwargs: Any) -> nn.Module:
         """checkpoints.load of model_path as this task, quiet about the new head it adds
-        (it is about to be trained), on the unpadded layout.
-
-        Unpadded: fine-tuning batches are padded to their longest row, and the encoder skips
-        the padding instead of computing it (the same results; DeBERTa-v3-base steps on SST-2
-        batches run about twice as fast, benchmarks/RESULTS.md)."""
+        (it is about to be trained)."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="newly initialised")
-            model = load(self.model_path, task=self.model_task, allow_pickle=self.allow_pickle,
-                         **kwargs)
-        model.encoder.layout = "unpadded"
-        return model
+            return load(self.model_path, task=self.model_task, allow_pickle=self.allow_pickle,
+                        **kwargs)
 
     @torch.inference_mode()
     def run(self, model: nn.Module, features: Sequence[dict], fn) -> list:
