@@ -164,8 +164,10 @@ def long_ids(length: int) -> torch.Tensor:
 class Side:
     """A model and how to call it: name "transformers" or "unmask <layout>"."""
 
-    def __init__(self, name: str, model, layout: str | None, optimizer):
+    def __init__(self, name: str, model, layout: str | None, optimizer,
+                 batches: list[dict] | None = None):
         self.name, self.model, self.layout, self.opt = name, model, layout, optimizer
+        self.batches = batches  # its own batches (--batches user), else the round's
 
     def __call__(self, batch: dict, labels: bool = False, hidden: bool = False):
         kw = {"attention_mask": batch["attention_mask"]}
@@ -243,8 +245,9 @@ def time_rounds(sides: list[Side], batches: list[dict], modes: list[str],
             for k in range(len(sides)):
                 side = sides[(k + r) % len(sides)]
                 key = (m, d, side.name)
+                mine = side.batches[r] if side.batches else batch
                 c0, t0 = time.process_time(), time.perf_counter()
-                opt_s = MODES[m](side, batch, d)
+                opt_s = MODES[m](side, mine, d)
                 out["wall"].setdefault(key, []).append(time.perf_counter() - t0)
                 out["cpu"].setdefault(key, []).append(time.process_time() - c0)
                 if m == "train":
@@ -381,9 +384,11 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=12,
                    help="encoder layers (12 = deberta-v3-base; fewer only for a quick check)")
     p.add_argument("--json", help="also write the raw results here")
-    p.add_argument("--batches", choices=["random", "grouped"], default="random",
-                   help="random (the Trainer's default) or grouped by length as `unmask "
-                        "finetune` batches them")
+    p.add_argument("--batches", choices=["random", "grouped", "user"], default="random",
+                   help="every side on the same batches: random (the Trainer's default) or "
+                        "grouped by length (as `unmask finetune` groups them); user: each side "
+                        "on its own default, transformers random, unmask grouped + padded "
+                        "(`unmask finetune`) and random + unpadded (`--random-batches`)")
     args = p.parse_args()
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
@@ -411,10 +416,17 @@ def main() -> None:
     # adamw_torch_fused) both use
     opt = {id(m): torch.optim.AdamW(m.parameters(), lr=2e-5, weight_decay=0.01, fused=True)
            for m in (theirs, ours)}
-    sides = [Side("transformers", theirs, None, opt[id(theirs)]),
-             Side("unmask padded (default)", ours, "padded", opt[id(ours)]),
-             Side("unmask unpadded", ours, "unpadded", opt[id(ours)])]
     batches = sst2_batches(args.rounds, grouped=args.batches == "grouped")
+    if args.batches == "user":  # the same sentences, each side batching them its own way
+        sides = [Side("transformers", theirs, None, opt[id(theirs)]),
+                 Side("unmask finetune (grouped, padded)", ours, "padded", opt[id(ours)],
+                      sst2_batches(args.rounds, grouped=True)),
+                 Side("unmask finetune --random-batches (unpadded)", ours, "unpadded",
+                      opt[id(ours)])]
+    else:
+        sides = [Side("transformers", theirs, None, opt[id(theirs)]),
+                 Side("unmask padded (default)", ours, "padded", opt[id(ours)]),
+                 Side("unmask unpadded", ours, "unpadded", opt[id(ours)])]
     warm = sst2_batches(1, WARMUP_BATCH, skip=args.rounds * BATCH)[0]
 
     diffs = parity(sides, batches[0])
@@ -447,7 +459,14 @@ def main() -> None:
     real = sum(b["tokens"] for b in batches) / sum(b["input_ids"].numel() for b in batches)
     shape = "DeBERTa-v3-base shape" + (f" with {args.layers} layers" if args.layers != 12 else "")
     print(f"## {shape}, batches of {BATCH} SST-2 train sentences "
-          f"(lengths {lengths}, {real:.0%} of positions real tokens), {args.rounds} rounds\n")
+          f"(lengths {lengths}, {real:.0%} of positions real tokens), {args.rounds} rounds, "
+          f"--batches {args.batches}\n")
+    for side in sides:
+        if side.batches:
+            mine = side.batches
+            fill = sum(b["tokens"] for b in mine) / sum(b["input_ids"].numel() for b in mine)
+            print(f"{side.name}: its own batches, lengths "
+                  f"{[b['input_ids'].shape[1] for b in mine]}, {fill:.0%} real tokens\n")
     print("parity (max abs diff vs transformers; logits, last hidden state at real tokens):")
     for name, d in diffs.items():
         print(f"  {name}: {d['logits']:.2e}, {d['hidden']:.2e}")
