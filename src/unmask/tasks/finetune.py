@@ -69,9 +69,9 @@ def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str 
     task.device = d.device
     torch.manual_seed(settings.seed)  # the new head starts the same on every rank
     model = task.build_model().train()
-    # Random batches are mostly padding: the unpadded layout skips it (DeBERTa-v3-base steps on
-    # SST-2: ~2x). Length-grouped batches hold little, and there the padded layout was as fast
-    # or faster (benchmarks/RESULTS.md, bench_deberta.py --batches grouped). Same results.
+    # Random batches are mostly padding, which the unpadded layout skips; length-grouped ones
+    # hold little, and there the padded layout measured as fast or faster (benchmarks/
+    # RESULTS.md, bench_deberta.py --batches). Both layouts give the same results.
     model.encoder.layout = "padded" if group_by_length else "unpadded"
     freeze(model, settings.freeze_embeddings, settings.freeze_layers)
     data = TaskBatches(features, task.batch_size, task.batch_tokens, settings.seed, d.rank,
