@@ -15,7 +15,7 @@ from unmask.attention import BACKENDS as KERNELS
 from unmask.attention import attention
 from unmask.config import EncoderConfig
 from unmask.heads import Embedder, MaskedLM
-from unmask.model import LAYOUTS, Encoder, init_weights
+from unmask.model import LAYOUTS, Encoder, LengthGroups, init_weights
 
 V = 60
 TOL = 1e-5
@@ -133,6 +133,29 @@ def test_unpadded_path_gives_zeros_at_padding():
     with torch.no_grad():
         out = model(ids, mask, layout="unpadded").last_hidden_state
     assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
+
+
+def test_unpadded_attention_groups_rows_by_length_with_the_same_outputs():
+    """Rows of very different lengths attend in length groups on the unpadded layout (less
+    padding in each attention call); right, left padding and holes give the padded outputs."""
+    lengths = [3, 40, 4, 17, 9, 40, 1, 25]
+    ids, mask = _batch(lengths, seed=4)
+    holes = mask.clone()
+    holes[1, 5:9] = False  # a row with a hole in the middle
+    for name in ("bert", "albert", "roberta"):
+        model = _model(name)
+        for m in (mask, mask.flip(1), holes):
+            with torch.no_grad():
+                grouped = model(ids, m, layout="unpadded").last_hidden_state
+                padded = model(ids, m, layout="padded").last_hidden_state
+            _close(grouped[m], padded[m], f"{name} grouped vs padded")
+    keep = mask.reshape(-1).nonzero().squeeze(1)
+    groups = LengthGroups(mask, keep)
+    widths = [w for _, _, w, _ in groups.groups]
+    assert len(widths) > 1 and groups.total < mask.numel()  # less padding than (B, L)
+    assert len(set(groups.dest.tolist())) == int(mask.sum())  # each token its own buffer row
+    same = LengthGroups(torch.ones(3, 5, dtype=torch.bool), torch.arange(15))
+    assert [(r, w, m) for _, r, w, m in same.groups] == [(3, 5, None)]  # one length: no mask
 
 
 # --- invariances ----------------------------------------------------------------------------
