@@ -297,3 +297,33 @@ def test_numeric_options_are_checked(dirs):
     for kwargs in ({"top_k": 0}, {"max_answer_len": 0}, {"doc_stride": -1}):
         with pytest.raises(ValueError, match=next(iter(kwargs))):
             answer("Where?", "In Berlin.", **kwargs)
+
+
+def test_cpu_pipelines_fuse_linear_layers_and_stay_exact_and_trainable(dirs):
+    from unmask.pipelines.base import FusedLinear, onednn_linear_works
+
+    if not onednn_linear_works():
+        pytest.skip("this torch has no oneDNN fused linear")
+    from unmask.checkpoints import load
+
+    model = load(dirs["classify"], task="sequence_classification")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    text = "I loved this film, every minute of it."
+    theirs = hf("text-classification", dirs["classify"])(text, top_k=None)
+    classify = pipeline("classify", dirs["classify"])
+    mlp = classify.model.encoder.layers[0].mlp
+    assert isinstance(mlp.up, FusedLinear) and mlp.up.activation == classify.config.activation
+    assert isinstance(classify.model.encoder.layers[0].attn.qkv, FusedLinear)
+    ours = classify(text, top_k=None)
+    assert {p["label"]: round(p["score"], 5) for p in ours} == pytest.approx(
+        {p["label"]: round(p["score"], 5) for p in theirs}, abs=TOL)
+    # A model passed in keeps its parameters (same keys, same values) and can still be trained.
+    from unmask.tokenizer import Tokenizer
+
+    pipeline("classify", model, Tokenizer.from_pretrained(dirs["classify"]))
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    ids = torch.tensor([[2, 5, 9, 3]])
+    model.train()
+    model(ids).logits.sum().backward()
+    assert model.encoder.layers[0].mlp.up.weight.grad is not None

@@ -24,17 +24,20 @@ quantize=True is the older spelling of dtype="int8".
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from unmask.batching import Batch, padded_batches
 from unmask.checkpoints import load, resolve
 from unmask.hardware import cpu_has_int8_dot, fast_bf16
+from unmask.model import activation
 from unmask.tokenizer import Tokenizer
 
 DTYPES = ("auto", "float32", "bfloat16", "int8")
@@ -124,6 +127,86 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     return model
 
 
+# Activations oneDNN applies inside a fused linear: unmask.model's names -> (op, algorithm).
+_FUSABLE = {"gelu": ("gelu", "none"), "gelu_tanh": ("gelu", "tanh"), "gelu_new": ("gelu", "tanh"),
+            "relu": ("relu", "")}
+
+
+@functools.cache
+def onednn_linear_works() -> bool:
+    """Whether this torch runs oneDNN's fused linear (torch.ops.mkldnn._linear_pointwise, the
+    op torch.compile's CPU backend calls) in float32 and bfloat16; False where it is missing."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        for dtype in (torch.float32, torch.bfloat16):
+            x, w = torch.ones(2, 3, 4, dtype=dtype), torch.ones(5, 4, dtype=dtype)
+            y = torch.ops.mkldnn._linear_pointwise(x, w, torch.zeros(5, dtype=dtype), "gelu",
+                                                   [], "none")
+            if y.shape != (2, 3, 5) or not bool(torch.isfinite(y).all()):
+                return False
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return False
+    return True
+
+
+class FusedLinear(nn.Module):
+    """An nn.Linear (and the activation after it) as one oneDNN call, for CPU inference.
+
+    x: (..., in) -> (..., out), float32 or bfloat16 like the weights. The same weights and
+    arithmetic as nn.Linear up to float rounding (float32 embeddings stay within 1e-5 of
+    sentence-transformers); faster on CPUs because oneDNN adds the bias (and applies GELU)
+    inside the matmul instead of in separate passes over the output: see benchmarks/RESULTS.md.
+    The op has no backward pass: where autograd would need one (a model passed in and then
+    trained), the layer runs as nn.Linear + activation instead, on the same parameters.
+    activation: None, or a name in _FUSABLE.
+    """
+
+    def __init__(self, linear: nn.Linear, activation: str | None = None):
+        super().__init__()
+        self.weight, self.bias = linear.weight, linear.bias  # the same parameters: (out, in)
+        self.activation = activation
+        self.op, self.algorithm = _FUSABLE[activation] if activation else ("none", "")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            y = F.linear(x, self.weight, self.bias)
+            return activation(self.activation)(y) if self.activation else y
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.op, [],
+                                                  self.algorithm)
+
+    def extra_repr(self) -> str:
+        out, inp = self.weight.shape
+        return f"in_features={inp}, out_features={out}, activation={self.activation}"
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def fuse_linears(model: nn.Module) -> nn.Module:
+    """model with its encoder's nn.Linear layers, in place, as FusedLinear (CPU inference);
+    an MLP's up-projection takes its activation along when oneDNN can apply it (not GeGLU).
+
+    Returns model, unchanged where this torch lacks the op (onednn_linear_works).
+    """
+    if not onednn_linear_works():
+        return model
+    for name, module in list(model.named_modules()):
+        if not name.startswith("encoder"):
+            continue
+        fused_act = (getattr(module, "gated", True) is False and
+                     module.act is not _identity and isinstance(module.up, nn.Linear) and
+                     model.config.activation in _FUSABLE)
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                act = model.config.activation if fused_act and child_name == "up" else None
+                setattr(module, child_name, FusedLinear(child, act))
+        if fused_act:
+            module.act = _identity  # applied inside the up-projection now
+    return model
+
+
 def check_int(name: str, value: Any, low: int = 1, high: int | None = None) -> int:
     """value as an int in [low, high], or ValueError naming the option and the valid range."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (
@@ -176,6 +259,8 @@ class Pipeline:
         model.encoder.layout = "unpadded"
         if self.dtype == "int8":
             model = quantize_int8(model)
+        elif torch.device(device).type == "cpu":
+            model = fuse_linears(model)
         self.model, self.tokenizer = model, tokenizer
         self.batch_tokens, self.device, self.progress = batch_tokens, device, progress
         cfg = model.config
