@@ -45,6 +45,7 @@ import os
 import random
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -183,7 +184,7 @@ def child(kind: str, n: int) -> None:
     encode = make_encoder(kind)
     encode(texts[:64])  # warm-up: first-call allocations, lazy imports
     before = rss_mb()
-    done, seconds, rows = [], 0.0, []
+    done, seconds, rows, rounds = [], 0.0, [], []
     print("ready", flush=True)
     for line in sys.stdin:
         cmd, arg = line.split()
@@ -193,13 +194,15 @@ def child(kind: str, n: int) -> None:
                 idx = idx[: BF16_N // ROUNDS]
             start = time.perf_counter()
             emb = encode([texts[i] for i in idx])
-            seconds += time.perf_counter() - start
+            took = time.perf_counter() - start
+            seconds += took
+            rounds.append((len(idx), took))
             done.append(emb.float().cpu())
             rows += idx
             print("ok", flush=True)
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            torch.save({"emb": torch.cat(done), "rows": rows, "seconds": seconds,
+            torch.save({"emb": torch.cat(done), "rows": rows, "seconds": seconds, "rounds": rounds,
                         "n": len(rows), "peak_mb": peak, "delta_mb": max(0.0, peak - before)},
                        arg)
             return
@@ -243,7 +246,6 @@ def expect(proc: subprocess.Popen, word: str, kind: str) -> None:
 def int8_study(n: int) -> None:
     """Where int8 loses accuracy: mean / min cosine to fp32 and sentences/s (median of 3
     interleaved rounds, one process) per choice of quantisation, on docstring sentences."""
-    import statistics
     import warnings
 
     from torch import nn
@@ -358,14 +360,16 @@ def main() -> None:
         results = run_all(args.n, Path(tmp))
 
     st = results["st"]
-    st_rate = st["n"] / st["seconds"]
     print()
-    header = (f"{'method':38s} {'n':>5s} {'seconds':>8s} {'sent/s':>7s} {'vs ST':>6s} "
-              f"{'peak RSS MB':>11s} {'encode +MB':>10s}  agreement")
+    st_rounds = [k / t for k, t in st["rounds"]]
+    header = (f"{'method':38s} {'n':>5s} {'sent/s':>7s} {'rounds min-max':>14s} {'vs ST':>6s} "
+              f"{'ST spread':>11s} {'peak RSS MB':>11s} {'encode +MB':>10s}  agreement")
     print(header)
     print("-" * len(header) + "-" * 16)
     for kind, r in results.items():
-        rate = r["n"] / r["seconds"]
+        per_round = [k / t for k, t in r["rounds"]]  # sent/s of each round
+        rate = statistics.median(per_round)
+        ratios = [a / b for a, b in zip(per_round, st_rounds)]  # vs ST in the same round
         if kind in APPROXIMATE:
             fp32 = results[APPROXIMATE[kind]]
             ref = fp32["emb"][[fp32["rows"].index(i) for i in r["rows"]]]
@@ -376,10 +380,20 @@ def main() -> None:
         else:
             err = (r["emb"] - st["emb"]).abs().max().item()  # same rows, same order
             agree = f"max |diff| to ST {err:.1e} ({'ok' if err <= 1e-5 else 'FAIL'} <= 1e-5)"
-        print(f"{ROWS[kind]:38s} {r['n']:5d} {r['seconds']:8.2f} {rate:7.1f} "
-              f"{rate / st_rate:5.2f}x {r['peak_mb']:11.0f} {r['delta_mb']:10.0f}  {agree}")
+        spread = f"{min(per_round):.1f}-{max(per_round):.1f}"
+        print(f"{ROWS[kind]:38s} {r['n']:5d} {rate:7.1f} {spread:>14s} "
+              f"{statistics.median(ratios):5.2f}x {min(ratios):5.2f}-{max(ratios):4.2f}x "
+              f"{r['peak_mb']:11.0f} {r['delta_mb']:10.0f}  {agree}")
     print()
-    print(describe() + f"; load average after: {os.getloadavg()[0]:.2f}")
+    from unmask.hardware import cpu_flags
+
+    flags = " ".join(sorted(f for f in cpu_flags() if f in ("avx2", "avx512f", "avx512_bf16",
+                                                            "avx512_vnni", "avx_vnni",
+                                                            "amx_bf16", "amx_int8")))
+    print(describe() + f"; CPU flags: {flags or 'unknown'}; load average after: "
+          f"{os.getloadavg()[0]:.2f}")
+    print("sent/s: median over the interleaved rounds (min-max beside it); vs ST: median of "
+          "the per-round ratios to sentence-transformers (their min-max as ST spread).")
     print("peak RSS: the process's peak resident memory (model and libraries included); "
           "encode +MB: how far encoding raised it above the loaded model.")
     info = {k: {"n": r["n"], "seconds": round(r["seconds"], 3)} for k, r in results.items()}
