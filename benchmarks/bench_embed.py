@@ -60,7 +60,7 @@ from machine import describe, has_fast_bf16
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "pretrain_text"
 MAX_LENGTH = 256  # MiniLM's max_seq_length (sentence_bert_config.json)
-ROUNDS = 4
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))  # --rounds; read by the children too
 BF16_N = 200  # sentences timed in bf16 on CPUs without AVX-512 BF16 / AMX (slow there)
 
 ROWS = {
@@ -217,7 +217,8 @@ def run_all(n: int, tmp: Path) -> dict:
     procs = {}
     for kind in ROWS:
         procs[kind] = subprocess.Popen(
-            [sys.executable, __file__, "--child", kind, "--n", str(n)], env=env, text=True,
+            [sys.executable, __file__, "--child", kind, "--n", str(n), "--rounds", str(ROUNDS)],
+            env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         expect(procs[kind], "ready", kind)  # loaded one at a time: no contention while timing
     for r in range(len(chunks(n))):
@@ -328,6 +329,8 @@ def main() -> None:
                         help="pretrain_text sentences, or stdlib docstring sentences")
     parser.add_argument("--only", help="comma-separated rows to run (default all): "
                         + ", ".join(ROWS))
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="interleaved rounds (the sentences are split among them)")
     parser.add_argument("--int8-study", action="store_true",
                         help="compare int8 quantisation choices (accuracy and speed) instead")
     args = parser.parse_args()
@@ -335,6 +338,9 @@ def main() -> None:
         int8_study(args.n)
         return
     os.environ["BENCH_CORPUS"] = args.corpus  # read by the children too
+    os.environ["BENCH_ROUNDS"] = str(args.rounds)
+    global ROUNDS
+    ROUNDS = args.rounds
     if args.only:
         for kind in set(ROWS) - set(args.only.split(",")) - {"st"}:
             del ROWS[kind]
