@@ -28,6 +28,9 @@ Inputs are real text from ../shared/data:
   embed       SST-2 dev sentences, MiniLM as a sentence-transformers model.
               peer: SentenceTransformer.encode (batch 32).
 
+Where the CPU has bf16 instructions (AVX-512 BF16 / AMX), fill-mask, classify, ner and embed
+also get an "unmask bf16" row (dtype="bfloat16").
+
 Before timing, answers are compared on the first 50 inputs: fill-mask tokens and scores,
 classify labels and scores, NER entity groups, spans and scores, QA answer spans, embeddings:
 scores and coordinates to 1e-5 in fp32. Timing: --rounds interleaved rounds (each round runs
@@ -40,6 +43,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import sys
 import tempfile
@@ -52,6 +56,10 @@ import torch
 
 from bench_embed import docstring_sentences  # the script's folder is on sys.path
 from machine import describe
+from unmask.hardware import cpu_flags, cpu_has_bf16
+
+BF16 = cpu_has_bf16()  # bf16 rows only where the CPU multiplies bf16 natively
+FLAGS = {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8"}
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -206,6 +214,8 @@ def main() -> int:
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
+    print(f"load average before: {os.getloadavg()[0]:.2f}; bf16 rows: "
+          f"{'yes' if BF16 else 'no (this CPU has no bf16 instructions)'}")
     print("| task | inputs | method | inputs/s (median) | spread (min-max) | x peer | "
           "cosine to fp32 |")
     print("|---|---|---|---|---|---|---|", flush=True)
@@ -220,10 +230,13 @@ def main() -> int:
         close([[p["score"] for p in x] for x in a], [[p["score"] for p in x] for x in b],
               "fill-mask scores")
         int8 = pipeline("fill-mask", dirs["fill-mask"], dtype="int8")
-        add("fill-mask (top-5)", len(texts), interleaved({
-            "transformers batch 32": lambda: theirs(texts, top_k=5, batch_size=32),
-            "unmask fp32": lambda: ours(texts, top_k=5),
-            "unmask int8": lambda: int8(texts, top_k=5)}, args.rounds))
+        methods = {"transformers batch 32": lambda: theirs(texts, top_k=5, batch_size=32),
+                   "unmask fp32": lambda: ours(texts, top_k=5),
+                   "unmask int8": lambda: int8(texts, top_k=5)}
+        if BF16:
+            bf16 = pipeline("fill-mask", dirs["fill-mask"], dtype="bfloat16")
+            methods["unmask bf16"] = lambda: bf16(texts, top_k=5)
+        add("fill-mask (top-5)", len(texts), interleaved(methods, args.rounds))
 
         texts = sst2(args.n)
         ours = pipeline("classify", dirs["classify"])
@@ -233,10 +246,13 @@ def main() -> int:
         assert [x[0]["label"] for x in a] == [x["label"] for x in b], "classify labels differ"
         close([x[0]["score"] for x in a], [x["score"] for x in b], "classify scores")
         int8 = pipeline("classify", dirs["classify"], dtype="int8")
-        add("classify", len(texts), interleaved({
-            "transformers batch 32": lambda: theirs(texts, batch_size=32),
-            "unmask fp32": lambda: ours(texts),
-            "unmask int8": lambda: int8(texts)}, args.rounds))
+        methods = {"transformers batch 32": lambda: theirs(texts, batch_size=32),
+                   "unmask fp32": lambda: ours(texts),
+                   "unmask int8": lambda: int8(texts)}
+        if BF16:
+            bf16 = pipeline("classify", dirs["classify"], dtype="bfloat16")
+            methods["unmask bf16"] = lambda: bf16(texts)
+        add("classify", len(texts), interleaved(methods, args.rounds))
 
         texts = wnut(args.n)
         ours = pipeline("ner", dirs["ner"], aggregation_strategy="simple")
@@ -248,10 +264,13 @@ def main() -> int:
         close([e["score"] for x in a for e in x], [e["score"] for x in b for e in x],
               "ner scores")
         int8 = pipeline("ner", dirs["ner"], dtype="int8")
-        add("ner (simple)", len(texts), interleaved({
-            "transformers batch 32": lambda: theirs(texts, batch_size=32),
-            "unmask fp32": lambda: ours(texts),
-            "unmask int8": lambda: int8(texts)}, args.rounds))
+        methods = {"transformers batch 32": lambda: theirs(texts, batch_size=32),
+                   "unmask fp32": lambda: ours(texts),
+                   "unmask int8": lambda: int8(texts)}
+        if BF16:
+            bf16 = pipeline("ner", dirs["ner"], dtype="bfloat16", aggregation_strategy="simple")
+            methods["unmask bf16"] = lambda: bf16(texts)
+        add("ner (simple)", len(texts), interleaved(methods, args.rounds))
 
         pairs = squad(max(10, args.n // 4))
         ours = pipeline("answer", dirs["answer"])
@@ -277,20 +296,26 @@ def main() -> int:
             print(f"no ONNX Runtime rows: {e}", file=sys.stderr)
         ours = pipeline("embed", dirs["embed"], truncate=True)
         int8 = pipeline("embed", dirs["embed"], dtype="int8", truncate=True)
+        approximate = [("unmask int8", int8)]
+        if BF16:
+            approximate.append(("unmask bf16", pipeline("embed", dirs["embed"],
+                                                        dtype="bfloat16", truncate=True)))
         for name, texts in (("embed (SST-2 dev)", sst2(args.n * 2)),
                             ("embed (docstrings)", docstring_sentences(args.n * 2))):
             ref = st.encode(texts, convert_to_tensor=True, batch_size=32)
             close(ours(texts), ref, "embeddings")
             cosine = {label: float(torch.nn.functional.cosine_similarity(p(texts), ref).mean())
-                      for label, p in (("unmask int8", int8), *engines.items())}
+                      for label, p in (*approximate, *engines.items())}
             methods = {"sentence-transformers batch 32":
                        lambda texts=texts: st.encode(texts, batch_size=32),
                        "unmask fp32": lambda texts=texts: ours(texts),
                        "unmask int8": lambda texts=texts: int8(texts)}
+            methods.update({k: (lambda p=p, texts=texts: p(texts)) for k, p in approximate[1:]})
             methods.update({k: (lambda p=p, texts=texts: p(texts)) for k, p in engines.items()})
             add(name, len(texts), interleaved(methods, args.rounds), cosine)
 
-    print(describe())
+    print(describe() + f"; CPU flags: {' '.join(sorted(FLAGS & cpu_flags())) or 'unknown'}; "
+          f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 
