@@ -390,6 +390,13 @@ def main() -> None:
         print(f"{ROWS[kind]:38s} {r['n']:5d} {rate:7.1f} {spread:>14s} "
               f"{statistics.median(ratios):5.2f}x {min(ratios):5.2f}-{max(ratios):4.2f}x "
               f"{r['peak_mb']:11.0f} {r['delta_mb']:10.0f}  {agree}")
+    pairs = [(a, b) for a, b in (("pipe", "ort"), ("pipe_int8", "ort_int8"), ("pipe_bf16", "st"),
+                                 ("pipe_bf16", "pipe")) if a in results and b in results]
+    for a, b in pairs:  # the comparisons the targets name, round by round
+        ratios = [(k1 / t1) / (k2 / t2) for (k1, t1), (k2, t2)
+                  in zip(results[a]["rounds"], results[b]["rounds"])]
+        print(f"{ROWS[a]} / {ROWS[b]}: median of per-round ratios {statistics.median(ratios):.2f}x "
+              f"(min-max {min(ratios):.2f}-{max(ratios):.2f}x)")
     print()
     from unmask.hardware import cpu_flags
 
