@@ -19,7 +19,9 @@ attention; everything else works per token on (..., H). So the same blocks run o
   unpadded  padding is removed once, before the embeddings, giving packed (T, H) tokens; every
             linear layer, norm and MLP runs on real tokens only; for attention alone q/k/v are
             scattered back into (B, L) for one kernel call under the padding mask (CPU has no
-            variable-length kernel); padding is restored once after the last block. A batch
+            variable-length kernel), or, when padding is the only mask, into length groups of
+            similar rows, one tightly padded call each (LengthGroups); padding is restored once
+            after the last block. A batch
             without padding runs the padded layout (the same computation).
 Both give the same outputs at real tokens (parity tests in tests/test_model.py). Outputs at
 padding positions (hidden states, attention rows of padding queries) are unspecified: zeros on

@@ -4,8 +4,9 @@ Axes: N rows (texts, or windows of texts), B rows in one batch, L their padded l
 
 Throughput by design (see `run`): rows are sorted by length and cut into batches by a token
 budget (B x L <= batch_tokens), so a batch holds rows of similar length and little padding;
-the encoder runs on the unpadded layout (padding is removed before the first layer); results
-go back to the caller in input order.
+the encoder runs on the unpadded layout (padding is removed before the first layer; attention
+runs in length groups, unmask.model.LengthGroups); on CPU its linear layers run as oneDNN fused
+linears (FusedLinear: bias and GELU inside the matmul); results go back in input order.
 
 Precision (`dtype`), measured in benchmarks/RESULTS.md:
   "float32"   exact: the same numbers as transformers / sentence-transformers (1e-5).
