@@ -17,7 +17,10 @@ The server runs in its own process with its defaults: `unmask serve --model all-
 
 Reported: per kind the requests, answers by status, and latency p50 / p99; failed good
 requests (must be 0); the server's RSS at the start, its peak and at the end (after the load,
-5 s idle), sampled every 0.5 s. Exit status 1 when a good request failed or the server died.
+5 s idle), sampled every 0.5 s, and its timeline every 15 s (flat after warm-up, or rising?);
+the server's counters (batches run for large calls, model seconds held by small and large
+calls, heap trims); the machine's load average before and after. Exit status 1 when a good
+request failed or the server died.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import random
 import signal
 import sys
@@ -151,11 +155,25 @@ class Load:
             await asyncio.gather(*(worker(i) for i in range(concurrency)))
 
 
+EVERY = 0.5  # seconds between RSS samples
+
+
 async def sample_rss(pid: int, out: list[float], stop: asyncio.Event) -> None:
     proc = psutil.Process(pid)
     while not stop.is_set():
         out.append(proc.memory_info().rss / 1e9)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(EVERY)
+
+
+def timeline(rss: list[float], step_s: float = 15) -> str:
+    """RSS every step_s seconds of the run, and the last sample (after the idle pause)."""
+    step = max(int(step_s / EVERY), 1)
+    marks = [f"{i * EVERY:.0f}s {rss[i]:.2f}" for i in range(0, len(rss), step)]
+    return ", ".join(marks + [f"end {rss[-1]:.2f}"])
+
+
+def loadavg() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 async def soak(load: Load, pid: int, seconds: float, concurrency: int) -> list[float]:
@@ -185,8 +203,10 @@ def main() -> int:
                 c.post("/embed", json={"inputs": texts[0]})
                 c.post("/score", json={"inputs": texts[0]})
             start_rss = psutil.Process(proc.pid).memory_info().rss / 1e9
+            load_before = loadavg()
             load = Load(url, texts, with_masks(texts))
             rss = asyncio.run(soak(load, proc.pid, args.seconds, args.concurrency))
+            load_after = loadavg()
             health = httpx.get(url + "/health", timeout=30).json()
             alive = proc.poll() is None
         finally:
@@ -206,7 +226,9 @@ def main() -> int:
     print(f"failed good requests: {load.failed_good} of {len(good)}; good p50 / p99: "
           f"{np.percentile(good, 50):.0f} / {np.percentile(good, 99):.0f} ms")
     print(f"server RSS: start {start_rss:.2f} GB, peak {max(rss):.2f} GB, end {rss[-1]:.2f} GB")
+    print(f"server RSS timeline (GB): {timeline(rss)}")
     print(f"server counters: {health['load']}")
+    print(f"load average (1 / 5 / 15 min): {load_before} before the load, {load_after} after")
     print(describe() + f"; CPU flags: {cpu_flags()}")
     return 0 if load.failed_good == 0 and alive else 1
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import threading
 import time
 
@@ -19,8 +20,18 @@ from fastapi.testclient import TestClient
 
 from test_pipelines_assets import tiny
 from unmask.pipelines import pipeline
-from unmask.scheduling import Call, Dropped, Job, MicroBatcher, Queues, Scheduler
-from unmask.server import cost_of, create_app
+from unmask.scheduling import (
+    Call,
+    Dropped,
+    Job,
+    MicroBatcher,
+    Queues,
+    Scheduler,
+    TimeShare,
+    Turns,
+    trim_memory,
+)
+from unmask.server import NATIVE_CACHES, bound_native_caches, cost_of, create_app
 
 LONG = " ".join(["word"] * 400)  # 400 tokens: 400 PLL rows of 64 tokens, one per batch below
 
@@ -66,6 +77,135 @@ def test_turns_interleave_a_small_call_into_a_large_one():
     small = log.index(("small", 0))
     assert at < 30 and small < 30, log[:40]  # not after the big call's 200 batches
     assert sum(name == "big" for name, _ in log) == 200
+
+
+def _kinds_of_turns(large_share: float, turns_wanted: int = 13) -> str:
+    """Turn order of 3 small callers (0.125 s turns) and 1 large one (0.25 s) that always want
+    the model, on a clock the turns advance: "S" / "L" per turn. Deterministic: each holder
+    waits until every other caller is queued before it records its turn and lets go."""
+    clock = [0.0]
+    turns = Turns(large_share, clock=lambda: clock[0])
+    log: list[str] = []
+    stop = threading.Event()
+
+    def caller(kind: str):
+        while True:
+            turns.acquire(kind == "L")
+            if stop.is_set():
+                turns.release()
+                return
+            while not stop.is_set() and sum(turns.waiting()) < 3:
+                time.sleep(0.0005)
+            log.append(kind)
+            clock[0] += 0.25 if kind == "L" else 0.125
+            if len(log) >= turns_wanted:
+                stop.set()
+            turns.release()
+
+    turns.acquire()  # hold the model until all four callers are queued
+    threads = [threading.Thread(target=caller, args=(k,)) for k in "SSSL"]
+    for t in threads:
+        t.start()
+    while turns.waiting() != (3, 1):
+        time.sleep(0.0005)
+    turns.release()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
+    return "".join(log[:turns_wanted])
+
+
+def test_a_large_call_gets_its_share_of_the_model_under_a_flood_of_small_calls():
+    """Before (small calls always first) a large call got no turn while small ones waited:
+    under a flood it ended at its timeout. Now, at large_share 0.5, it holds the model half
+    of the time: one 0.25 s large batch per two 0.125 s small ones."""
+    assert _kinds_of_turns(0.5) == "SLSSLSSLSSLSS"
+    assert _kinds_of_turns(0.0) == "S" * 13  # the old order: the large call starves
+    # large first: it takes every turn it is queued for (not the one after its own)
+    assert _kinds_of_turns(1.0) == "LS" * 6 + "L"
+
+
+def test_time_share_owes_only_while_both_kinds_wait():
+    share = TimeShare(0.5)
+    assert share.next(False, 2.0, small_waits=True, big_waits=False) is False
+    assert share.owed == 0  # no large call waited: nothing saved up for a later one
+    assert share.next(True, 5.0, small_waits=False, big_waits=True) is True
+    assert share.owed == 0  # nobody else wanted the model: free
+    assert share.next(False, 1.0, small_waits=True, big_waits=True) is True  # owed 1 s
+    assert share.next(True, 3.0, small_waits=True, big_waits=True) is False  # overdrawn 2 s
+    assert share.next(False, 1.0, small_waits=True, big_waits=True) is False
+    assert share.next(False, 1.0, small_waits=True, big_waits=True) is False  # back to 0
+    assert share.next(False, 1.0, small_waits=True, big_waits=True) is True
+    assert share.next(False, 1.0, small_waits=False, big_waits=False) is None
+    with pytest.raises(ValueError, match="large_share"):
+        TimeShare(1.5)
+
+
+def test_a_large_call_is_admitted_before_queued_small_ones_when_none_runs():
+    """Threads are admitted small first; a flood of small calls kept every large one out."""
+    sched = Scheduler(max_active=2, max_big=1, big_cost=10, trim_every_s=None)
+    gates = {name: threading.Event() for name in ("first0", "first1")}
+
+    def fn(items):
+        if items[0] in gates:
+            gates[items[0]].wait(10)
+        return items
+
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        def call(name, cost):
+            job = Job([name], cost, loop.create_future())
+            return loop.create_task(sched.run(Call(fn, [name], [job], cost)))
+
+        firsts = [call("first0", 1), call("first1", 1)]
+        while sched.active < 2:
+            await asyncio.sleep(0.001)
+        rest = [call(f"small{i}", 1) for i in range(3)] + [call("big", 100)]
+        await asyncio.sleep(0.01)
+        assert len(sched.waiting[False]) == 3 and len(sched.waiting[True]) == 1
+        gates["first0"].set()
+        await firsts[0]  # its slot went to the large call, not to the first small one
+        admitted = sched.active_big, len(sched.waiting[False])
+        gates["first1"].set()
+        await asyncio.gather(firsts[1], *rest)
+        return admitted
+
+    assert asyncio.run(main()) == (1, 3)
+    sched.close()
+
+
+def test_the_heap_is_trimmed_when_the_last_call_ends_and_at_most_every_interval():
+    clock = [0.0]
+    sched = Scheduler(trim_every_s=1.0, clock=lambda: clock[0])
+
+    def fn(items):
+        for _ in range(10):
+            clock[0] += 0.25  # a batch takes 0.25 s
+            sched.boundary()
+        return items
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        job = Job([1], 1, loop.create_future())
+        return await sched.run(Call(fn, [1], [job], 1))
+
+    assert asyncio.run(main()) == [1]
+    sched.close()
+    if trim_memory():  # glibc
+        assert sched.stats.trims == 2 + 1  # at 1.0 s and 2.0 s of its 2.5 s, then idle
+    assert Scheduler(trim_every_s=None).stats.trims == 0
+
+
+def test_the_server_caps_onednn_caches_unless_the_environment_says_otherwise(monkeypatch):
+    """Every batch of the unpadded layout has a new token count: left at 1,024 entries, the
+    caches of the oneDNN linears grew the server by hundreds of MB (benchmarks/RESULTS.md)."""
+    for name in NATIVE_CACHES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LRU_CACHE_CAPACITY", "256")
+    bound_native_caches()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "16"
+    assert os.environ["LRU_CACHE_CAPACITY"] == "256"
 
 
 def test_calls_nobody_waits_for_stop_at_the_next_batch_boundary():

@@ -27,10 +27,14 @@ In the routes:
 Scheduling (unmask.scheduling): concurrent small requests for the same task and options are
 merged into one pipeline call (micro-batching: up to `max_batch` texts, waiting up to
 `wait_ms`); costlier ones run as calls of their own; calls take turns on the model at every
-batch boundary, so a small request is not stuck behind a large one. Work for a client that
-hung up, or timed out, is dropped at the next batch boundary. Queues exist only while they
-have work (at most `max_queues`). Shutdown is graceful: uvicorn stops accepting, in-flight
-requests finish (30 s), then unfinished work is dropped.
+batch boundary, small calls first but large ones `large_share` of the time while both wait,
+so a small request is not stuck behind a large one and a large one is not starved by small
+ones. Work for a client that hung up, or timed out, is dropped at the next batch boundary.
+Queues exist only while they have work (at most `max_queues`). Memory stays flat: the heap
+is trimmed (malloc_trim) at most once a second and when the server goes idle, and
+`unmask serve` caps torch's oneDNN caches (bound_native_caches) before loading the models.
+Shutdown is graceful: uvicorn stops accepting, in-flight requests finish (30 s), then
+unfinished work is dropped.
 """
 
 from __future__ import annotations
@@ -59,6 +63,20 @@ from unmask.scheduling import Job, Queues, Scheduler
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 CONFIG_ENV = "UNMASK_SERVE_CONFIG"  # how `--workers N` hands the settings to each process
+# oneDNN's primitive cache and ideep's (torch's oneDNN layer) cache keep up to 1,024 entries
+# each by default, and the unpadded layout gives every batch a new token count, so each
+# batch adds new entries (~1 MB per cached shape measured) until both are full: hundreds of
+# MB. 16 keeps the reuse within a batch (the same shapes in every layer); a miss costs ~1 ms.
+NATIVE_CACHES = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "16", "LRU_CACHE_CAPACITY": "16"}
+
+
+def bound_native_caches() -> None:
+    """Cap torch's oneDNN caches (NATIVE_CACHES) unless the environment already sets them.
+
+    They read the environment when first used: call this before the process runs a model.
+    """
+    for name, value in NATIVE_CACHES.items():
+        os.environ.setdefault(name, value)
 
 
 def _utf8(text: str) -> str:
@@ -405,14 +423,17 @@ async def _gone(request: Request) -> None:
 def create_app(pipelines: dict[str, Pipeline], *, max_texts: int = 64, max_chars: int = 20000,
                max_body_bytes: int = 1 << 20, max_batch: int = 64, wait_ms: float = 2.0,
                max_cost: int = 1 << 19, timeout_s: float = 60.0, max_pending: int = 256,
-               max_queues: int = 64, allowed_hosts: Sequence[str] | None = None) -> FastAPI:
+               max_queues: int = 64, allowed_hosts: Sequence[str] | None = None,
+               large_share: float = 0.5) -> FastAPI:
     """A FastAPI app serving `pipelines` ({task: Pipeline}); limits and scheduling as above.
 
-    allowed_hosts: Host header names served (None or "*": any). Each pipeline's `progress`
-    is set to the scheduler's batch-boundary callback (it takes turns there).
+    allowed_hosts: Host header names served (None or "*": any). large_share: the model's
+    time large calls get while small ones wait too (0: small calls always first). Each
+    pipeline's `progress` is set to the scheduler's batch-boundary callback (it takes turns
+    there).
     """
     biggest = max(p.batch_tokens for p in pipelines.values())
-    scheduler = Scheduler(max_active=8, max_big=4, big_cost=4 * biggest)
+    scheduler = Scheduler(max_active=8, max_big=4, big_cost=4 * biggest, large_share=large_share)
     queues = Queues(scheduler, max_queues, max_batch, wait_ms, merge_cost=4 * biggest)
     costing = ThreadPoolExecutor(1, thread_name_prefix="unmask-cost")  # tokenizing for costs
     for pipe in pipelines.values():
@@ -440,9 +461,12 @@ def create_app(pipelines: dict[str, Pipeline], *, max_texts: int = 64, max_chars
 
     @app.get("/health")
     async def health() -> dict:
+        stats, held = scheduler.stats, scheduler.turns.seconds
         load = {**state, "active_calls": scheduler.active, "queues": len(queues.live),
-                "calls": scheduler.stats.calls, "batches": scheduler.stats.batches,
-                "dropped_calls": scheduler.stats.dropped}
+                "calls": stats.calls, "batches": stats.batches,
+                "large_batches": stats.big_batches, "dropped_calls": stats.dropped,
+                "model_s": {"small": round(held[False], 1), "large": round(held[True], 1)},
+                "memory_trims": stats.trims}
         return {"status": "ok", "tasks": sorted(pipelines), "pid": os.getpid(), "load": load}
 
     def check(texts: Sequence[str]) -> None:
@@ -580,6 +604,7 @@ def worker_app() -> Any:
     """
     import torch
 
+    bound_native_caches()
     config = json.loads(os.environ[CONFIG_ENV])
     torch.set_num_threads(config["threads"])
     pipes = load_pipelines(config["model"], config["tasks"], config["per_task"],
@@ -601,6 +626,7 @@ def serve_workers(workers: int, host: str, port: int, model: str | None,
     threads (default: this machine's cores // workers) for torch."""
     import uvicorn
 
+    bound_native_caches()  # the worker processes inherit the environment
     # Load once here, so a bad checkpoint fails with one clear line instead of in every worker.
     probe = load_pipelines(model, tasks, per_task, **load)
     del probe
@@ -613,5 +639,5 @@ def serve_workers(workers: int, host: str, port: int, model: str | None,
                 log_level="info", timeout_graceful_shutdown=30)
 
 
-__all__ = ["Door", "cost_of", "create_app", "default_hosts", "load_pipelines", "serve",
-           "serve_workers", "worker_app"]
+__all__ = ["Door", "bound_native_caches", "cost_of", "create_app", "default_hosts",
+           "load_pipelines", "serve", "serve_workers", "worker_app"]

@@ -29,8 +29,16 @@ def _number(kind: type, low: float, high: float | None = None):
 
 
 def cmd_serve(args) -> int:
-    from unmask.server import create_app, default_hosts, load_pipelines, serve, serve_workers
+    from unmask.server import (
+        bound_native_caches,
+        create_app,
+        default_hosts,
+        load_pipelines,
+        serve,
+        serve_workers,
+    )
 
+    bound_native_caches()  # before any model runs: they read the environment once
     per_task = {t: getattr(args, t.replace("-", "_")) for t in TASK_FLAGS
                 if getattr(args, t.replace("-", "_"))}
     load = {"batch_tokens": args.batch_tokens, "dtype": args.dtype, "quantize": args.quantize}
@@ -38,6 +46,7 @@ def cmd_serve(args) -> int:
               "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
               "wait_ms": args.wait_ms, "max_cost": args.max_cost, "timeout_s": args.timeout,
               "max_pending": args.max_pending, "max_queues": args.max_queues,
+              "large_share": args.large_share,
               "allowed_hosts": args.allowed_hosts or default_hosts(args.host)}
     if args.workers > 1:
         threads = getattr(args, "threads", None) or os.environ.get("UNMASK_THREADS")
@@ -87,6 +96,9 @@ def register(sub) -> None:
                    help="texts merged into one model call")
     p.add_argument("--wait-ms", type=_number(float, 0, 60000), default=2.0,
                    help="how long a batch waits to fill")
+    p.add_argument("--large-share", type=_number(float, 0, 1), default=0.5,
+                   help="the model's time large requests get while small ones wait too (0: "
+                        "small first, a large one may wait until its timeout)")
     p.add_argument("--batch-tokens", type=_number(int, 1), default=2048,
                    help="padded tokens per forward pass; also how often requests take turns "
                         "(smaller: fairer, a little slower)")
