@@ -217,7 +217,8 @@ def run_all(n: int, tmp: Path) -> dict:
     procs = {}
     for kind in ROWS:
         procs[kind] = subprocess.Popen(
-            [sys.executable, __file__, "--child", kind, "--n", str(n), "--rounds", str(ROUNDS)],
+            [sys.executable, __file__, "--child", kind, "--n", str(n), "--rounds", str(ROUNDS),
+             "--corpus", os.environ["BENCH_CORPUS"]],  # else a child embeds the default corpus
             env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         expect(procs[kind], "ready", kind)  # loaded one at a time: no contention while timing
