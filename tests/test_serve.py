@@ -149,10 +149,11 @@ def test_two_worker_processes_answer(dirs):
 
 
 @pytest.mark.parametrize("flags, says", [
-    (["--port", "-1"], "--port: -1 is out of range: give a value from 1 to 65535"),
-    (["--port", "99999"], "--port: 99999 is out of range"),
-    (["--workers", "0"], "--workers: 0 is out of range"),
-    (["--timeout", "nan"], "--timeout: nan is out of range"),
+    (["--port", "-1"], "--port: '-1' is out of range: give an integer in [1, 65535]"),
+    (["--port", "99999"], "--port: '99999' is out of range"),
+    (["--workers", "0"], "--workers: '0' is out of range"),
+    (["--timeout", "nan"], "--timeout: 'nan' is not a finite number"),
+    (["--batch-tokens", "1" * 400], "--batch-tokens: '111"),
     (["--max-cost", "many"], "--max-cost: 'many' is not an integer"),
 ])
 def test_numeric_flags_are_checked_with_one_line(flags, says, capsys):

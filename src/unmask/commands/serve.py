@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-import math
 import os
+
+from unmask.commands import integer, real
 
 TASK_FLAGS = ("fill-mask", "score", "embed", "similarity", "classify", "zero-shot", "ner",
               "answer")
-
-
-def _number(kind: type, low: float, high: float | None = None):
-    """An argparse type: a finite `kind` in [low, high], else one clear line from argparse."""
-    bounds = f">= {low:g}" if high is None else f"from {low:g} to {high:g}"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            what = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not math.isfinite(value) or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text} is out of range: give a value {bounds}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
 
 
 def cmd_serve(args) -> int:
@@ -70,36 +52,36 @@ def register(sub) -> None:
     for task in TASK_FLAGS:
         p.add_argument(f"--{task}", metavar="DIR", help=f"checkpoint for {task}")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_number(int, 1, 65535), default=8000)
+    p.add_argument("--port", type=integer(1, 65535), default=8000)
     p.add_argument("--allowed-hosts", nargs="+", metavar="NAME",
                    help="Host header names served, * for any (default: localhost, 127.0.0.1 "
                         "and ::1 when --host is a loopback address, else any)")
-    p.add_argument("--workers", type=_number(int, 1, 256), default=1,
+    p.add_argument("--workers", type=integer(1, 256), default=1,
                    help="processes, each with its own model and cores // N torch threads")
-    p.add_argument("--max-texts", type=_number(int, 1), default=64,
+    p.add_argument("--max-texts", type=integer(1), default=64,
                    help="texts per request (else 413)")
-    p.add_argument("--max-chars", type=_number(int, 1), default=20000,
+    p.add_argument("--max-chars", type=integer(1), default=20000,
                    help="characters per text (else 413)")
-    p.add_argument("--max-body-bytes", type=_number(int, 1), default=1 << 20,
+    p.add_argument("--max-body-bytes", type=integer(1), default=1 << 20,
                    help="request body size, counted as it streams in (else 413)")
-    p.add_argument("--max-cost", type=_number(int, 1), default=1 << 19,
+    p.add_argument("--max-cost", type=integer(1), default=1 << 19,
                    help="compute budget per request in token-passes: tokens x forward passes "
                         "(else 413)")
-    p.add_argument("--timeout", type=_number(float, 0.001), default=60.0,
+    p.add_argument("--timeout", type=real(0.001), default=60.0,
                    help="seconds for a request's answer (else 504, work dropped)")
-    p.add_argument("--max-pending", type=_number(int, 1), default=256,
+    p.add_argument("--max-pending", type=integer(1), default=256,
                    help="requests in flight at once (else 503)")
-    p.add_argument("--max-queues", type=_number(int, 1), default=64,
+    p.add_argument("--max-queues", type=integer(1), default=64,
                    help="micro-batching queues alive at once, one per task and option set "
                         "(beyond: run unmerged)")
-    p.add_argument("--max-batch", type=_number(int, 1), default=64,
+    p.add_argument("--max-batch", type=integer(1), default=64,
                    help="texts merged into one model call")
-    p.add_argument("--wait-ms", type=_number(float, 0, 60000), default=2.0,
+    p.add_argument("--wait-ms", type=real(0, 60000), default=2.0,
                    help="how long a batch waits to fill")
-    p.add_argument("--large-share", type=_number(float, 0, 1), default=0.5,
+    p.add_argument("--large-share", type=real(0, 1), default=0.5,
                    help="the model's time large requests get while small ones wait too (0: "
                         "small first, a large one may wait until its timeout)")
-    p.add_argument("--batch-tokens", type=_number(int, 1), default=2048,
+    p.add_argument("--batch-tokens", type=integer(1), default=2048,
                    help="padded tokens per forward pass; also how often requests take turns "
                         "(smaller: fairer, a little slower)")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "int8"), default="auto")
