@@ -128,3 +128,23 @@ def test_real_glue_folder(tiny, tmp_path, capsys):
     assert {r[1] for r in wnli} <= {"0", "1"}
     record = json.loads((out / "wnli/seed0/metrics.json").read_text())
     assert record["train_examples"] == 64 and 0 <= record["dev"]["dev"]["accuracy"] <= 1
+
+
+def test_allow_pickle_reaches_the_fine_tuned_tasks(tiny, tmp_path, capsys):
+    """A checkpoint with only pytorch_model.bin: refused without --allow-pickle, trained with it."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny, pickled)
+    weights = pickled / "model.safetensors"
+    torch.save(load_file(weights), pickled / "pytorch_model.bin")
+    weights.unlink()
+    data = write_glue_data(tmp_path / "glue_data", n=6)
+    argv = ["glue", "--model", str(pickled), "--data", str(data), "--tasks", "rte", *QUICK]
+    assert main([*argv, "--out", str(tmp_path / "refused")]) != 0
+    assert "allow" in capsys.readouterr().err.lower()
+    assert main([*argv, "--out", str(tmp_path / "run"), "--allow-pickle"]) == 0
+    assert (tmp_path / "run" / "submission" / "RTE.tsv").is_file()

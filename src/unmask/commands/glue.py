@@ -32,7 +32,8 @@ def cmd_glue(args) -> int:
     result = run_glue(model, args.data, args.out, tasks=tasks, seeds=args.seeds,
                       minutes_per_task=args.minutes_per_task or 0.0, settings=settings,
                       max_train=args.max_train, device=args.device, progress=not args.quiet,
-                      keep_models=args.keep_models, name=args.name)
+                      keep_models=args.keep_models, name=args.name,
+                      allow_pickle=args.allow_pickle)
     print(result["table"])
     print(f"\nsubmission: {args.out}/submission.zip ({len(result['submission'])} files"
           + (f"; a full GLUE submission also needs {', '.join(result['missing'])}"

@@ -145,7 +145,7 @@ def _plan(task, train, dev, settings: Settings, minutes: float, workdir: Path
 def run_task(model: str | Path, data: Path, spec: GlueTask, seed: int, out: Path,
              settings: dict[str, Any], minutes: float = 0.0, max_train: int = 0,
              device: str = "auto", progress: bool = True, keep_models: bool = False,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+             log: Callable[[str], None] = print, allow_pickle: bool = False) -> dict[str, Any]:
     """Fine-tune one task with one seed in `out`, score its dev splits, write its test
     predictions (out/predictions/<file>.tsv) and out/metrics.json. Returns that record;
     when out/metrics.json exists already, returns it without training."""
@@ -161,7 +161,8 @@ def run_task(model: str | Path, data: Path, spec: GlueTask, seed: int, out: Path
     if max_train:
         train = train[:max_train]
     recipe = {**RECIPE, **settings}
-    task = GlueClassifyTask(model, spec, **{k: recipe.pop(k) for k in TASK_KEYS})
+    task = GlueClassifyTask(model, spec, allow_pickle=allow_pickle,
+                            **{k: recipe.pop(k) for k in TASK_KEYS})
     run = Settings.finetuning(**recipe, out=str(out), seed=seed, progress=progress,
                               device=device, save_every=0, overwrite=True)
     first = next(iter(devs.values()))
@@ -210,10 +211,12 @@ def run_glue(model: str | Path, data: str | Path, out: str | Path,
              tasks: Sequence[str] | None = None, seeds: int = 1, minutes_per_task: float = 0.0,
              settings: dict[str, dict] | None = None, max_train: int = 0, device: str = "auto",
              progress: bool = True, keep_models: bool = False, name: str | None = None,
-             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+             log: Callable[[str], None] | None = None, allow_pickle: bool = False
+             ) -> dict[str, Any]:
     """Every task of `tasks` (default: all found in `data`) for seeds 0..seeds-1, then the
     table (OUT/glue.md), all records (OUT/glue.json) and OUT/submission/ + submission.zip.
 
+    allow_pickle: permit a model with only pytorch_model.bin (read as tensors only).
     settings: per-task overrides of RECIPE (parse_overrides). name: the table's model column
     (default: the model folder's name, its parent's when that is model / hf). Returns {"records": {task:
     [per-seed record]}, "table": markdown, "submission": [files], "missing": [files]}.
@@ -249,7 +252,8 @@ def run_glue(model: str | Path, data: str | Path, out: str | Path,
         else:
             log(f"[{k}/{len(jobs)}] {TASKS[key].title} seed {seed}")
         record = run_task(model, data, TASKS[key], seed, directory, settings.get(key, {}),
-                          minutes_per_task, max_train, device, progress, keep_models, log)
+                          minutes_per_task, max_train, device, progress, keep_models, log,
+                          allow_pickle)
         records.setdefault(key, []).append(record)
         log(f"[{k}/{len(jobs)}] {TASKS[key].title} seed {seed}: dev "
             f"{_cell(TASKS[key], [record])} (score {100 * record['score']:.1f})")
