@@ -3,13 +3,13 @@
     .venv/bin/python benchmarks/bench_bf16_ceiling.py [--n 192] [--rounds 7]
 
 The embed pipeline's work on short sentences is mostly the encoder's linear layers (q/k/v,
-output, MLP up and down: 2 * 1.77M multiply-adds per token per layer for MiniLM). Their cost at
+output, MLP up and down: 1.77M multiply-adds per token per layer for MiniLM). Their cost at
 a given token count is fixed by the CPU's matmul speed, whatever the rest of the pipeline does.
 This script times, in one process, on the same SST-2 dev sentences (all-MiniLM-L6-v2):
   - sentence-transformers encode (fp32, batch 32): the peer;
   - `pipeline("embed", dtype=...)` fp32 and bf16 with their defaults: the path users call;
-  - the six layers' linears alone (oneDNN fused linears, as the pipeline runs them) on as
-    many tokens as the sentences have, fp32 and bf16: the floor.
+  - the pipelines' own encoder linears alone (their FusedLinear modules, GELU included) on
+    random inputs with as many tokens as the sentences have, fp32 and bf16: the floor.
 and prints each as a ratio to sentence-transformers. "linears alone" is the ceiling: a pipeline
 whose attention, norms, tokenization and pooling took no time at all would reach it, no more.
 Medians of interleaved rounds.
@@ -26,20 +26,23 @@ import torch
 from bench_pipelines import sst2  # the script's folder is on sys.path
 from machine import describe
 
-SHAPES = ((384, 1152, "none"), (384, 384, "none"), (384, 1536, "gelu"), (1536, 384, "none"))
 
+def linears_alone(pipe, tokens: int):
+    """(callable, FLOPs): every FusedLinear of pipe's encoder, in order, on (tokens, in) inputs
+    of the pipeline's dtype."""
+    from unmask.pipelines.base import FusedLinear
 
-def linears_alone(tokens: int, layers: int, dtype: torch.dtype):
-    """A callable running `layers` layers of MiniLM's linears on (tokens, in) inputs."""
-    ws = [(torch.randn(n, k, dtype=dtype) * 0.02, torch.zeros(n, dtype=dtype), act)
-          for k, n, act in SHAPES]
-    xs = {k: torch.randn(tokens, k, dtype=dtype) for k, _, _ in SHAPES}
+    linears = [m for m in pipe.model.encoder.modules() if isinstance(m, FusedLinear)]
+    if not linears:
+        raise SystemExit("this torch has no oneDNN fused linear: the pipeline runs nn.Linear")
+    dtype = linears[0].weight.dtype
+    inputs = {m.weight.shape[1]: torch.randn(tokens, m.weight.shape[1], dtype=dtype)
+              for m in linears}
 
     def run():
-        for _ in range(layers):
-            for w, b, act in ws:
-                torch.ops.mkldnn._linear_pointwise(xs[w.shape[1]], w, b, act, [], "none")
-    return run
+        for m in linears:
+            m(inputs[m.weight.shape[1]])
+    return run, 2 * tokens * sum(m.weight.numel() for m in linears)
 
 
 def main() -> None:
@@ -58,13 +61,14 @@ def main() -> None:
     fp32 = pipeline("embed", directory, truncate=True)
     bf16 = pipeline("embed", directory, dtype="bfloat16", truncate=True)
     tokens = sum(len(r) for r in fp32.tokenizer.encode_batch(texts, padding=False).input_ids)
-    layers = fp32.config.num_blocks
+    floor32, flops = linears_alone(fp32, tokens)
+    floor16, _ = linears_alone(bf16, tokens)
     methods = {
         "sentence-transformers fp32": lambda: st.encode(texts, batch_size=32),
         "unmask pipeline fp32": lambda: fp32(texts),
         "unmask pipeline bf16": lambda: bf16(texts),
-        "linears alone fp32 (floor)": linears_alone(tokens, layers, torch.float32),
-        "linears alone bf16 (floor)": linears_alone(tokens, layers, torch.bfloat16),
+        "linears alone fp32 (floor)": floor32,
+        "linears alone bf16 (floor)": floor16,
     }
     seconds: dict[str, list[float]] = {name: [] for name in methods}
     with torch.inference_mode():
@@ -76,7 +80,6 @@ def main() -> None:
                 fn()
                 seconds[name].append(time.perf_counter() - t0)
     ref = statistics.median(seconds["sentence-transformers fp32"])
-    flops = 2 * tokens * layers * sum(k * n for k, n, _ in SHAPES)
     print(f"{len(texts)} SST-2 dev sentences, {tokens} tokens; {args.rounds} interleaved rounds, "
           "median (min-max)\n")
     print("| method | ms | sent/s | vs ST | linear GFLOP/s |\n|---|---|---|---|---|")
