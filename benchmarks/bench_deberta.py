@@ -387,7 +387,7 @@ def main() -> None:
     p.add_argument("--batches", choices=["random", "grouped", "user"], default="random",
                    help="every side on the same batches: random (the Trainer's default) or "
                         "grouped by length (as `unmask finetune` groups them); user: each side "
-                        "on its own default, transformers random, unmask grouped + padded "
+                        "on its own default, transformers random, unmask grouped + unpadded "
                         "(`unmask finetune`) and random + unpadded (`--random-batches`)")
     args = p.parse_args()
     if args.rounds < 1:
@@ -419,7 +419,7 @@ def main() -> None:
     batches = sst2_batches(args.rounds, grouped=args.batches == "grouped")
     if args.batches == "user":  # the same sentences, each side batching them its own way
         sides = [Side("transformers", theirs, None, opt[id(theirs)]),
-                 Side("unmask finetune (grouped, padded)", ours, "padded", opt[id(ours)],
+                 Side("unmask finetune (grouped, unpadded)", ours, "unpadded", opt[id(ours)],
                       sst2_batches(args.rounds, grouped=True)),
                  Side("unmask finetune --random-batches (unpadded)", ours, "unpadded",
                       opt[id(ours)])]
