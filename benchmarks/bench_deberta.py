@@ -85,7 +85,6 @@ DEBERTA_V3_BASE = {
     "norm_rel_ebd": "layer_norm", "share_att_key": True, "pos_att_type": "p2c|c2p",
     "position_biased_input": False, "pad_token_id": 0,
 }
-CPU_FLAGS = ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 # --- the model and the data --------------------------------------------------------------
@@ -315,17 +314,6 @@ def profile_step(side: Side, batch: dict, dtype: str, rows: int) -> str:
 
 # --- the report --------------------------------------------------------------------------
 
-def cpu_flags() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "cpu flags: /proc/cpuinfo unreadable"
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
-                      if line.startswith("flags")), []))
-    have = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in CPU_FLAGS)
-    return f"cpu flags: {have} (fast bf16: {'yes' if has_fast_bf16() else 'no'})"
-
-
 def _spread(values: list[float], fmt: str = ".2f") -> str:
     return f"{statistics.median(values):{fmt}} [{min(values):{fmt}}-{max(values):{fmt}}]"
 
@@ -483,8 +471,7 @@ def main() -> None:
     for name, text in profiles.items():
         print(f"\nprofile of one training step, {name}, batch 0:\n{text}")
     print(f"\nwhole run {time.perf_counter() - t_start:.0f} s")
-    print(cpu_flags())
-    print(describe())
+    print(describe() + f" (fast bf16: {'yes' if has_fast_bf16() else 'no'})")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "parity": diffs, "times": {kind: {" | ".join(k): v for k, v in rows.items()}

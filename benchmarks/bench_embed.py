@@ -399,13 +399,7 @@ def main() -> None:
         print(f"{ROWS[a]} / {ROWS[b]}: median of per-round ratios {statistics.median(ratios):.2f}x "
               f"(min-max {min(ratios):.2f}-{max(ratios):.2f}x)")
     print()
-    from unmask.hardware import cpu_flags
-
-    flags = " ".join(sorted(f for f in cpu_flags() if f in ("avx2", "avx512f", "avx512_bf16",
-                                                            "avx512_vnni", "avx_vnni",
-                                                            "amx_bf16", "amx_int8")))
-    print(describe() + f"; CPU flags: {flags or 'unknown'}; load average after: "
-          f"{os.getloadavg()[0]:.2f}")
+    print(describe() + f"; load average after: {os.getloadavg()[0]:.2f}")
     print("sent/s: median over the interleaved rounds (min-max beside it); vs ST: median of "
           "the per-round ratios to sentence-transformers (their min-max as ST spread).")
     print("peak RSS: the process's peak resident memory (model and libraries included); "

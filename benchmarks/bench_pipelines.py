@@ -56,10 +56,9 @@ import torch
 
 from bench_embed import docstring_sentences  # the script's folder is on sys.path
 from machine import describe
-from unmask.hardware import cpu_flags, cpu_has_bf16
+from unmask.hardware import cpu_has_bf16
 
 BF16 = cpu_has_bf16()  # bf16 rows only where the CPU multiplies bf16 natively
-FLAGS = {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8"}
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -314,8 +313,7 @@ def main() -> int:
             methods.update({k: (lambda p=p, texts=texts: p(texts)) for k, p in engines.items()})
             add(name, len(texts), interleaved(methods, args.rounds), cosine)
 
-    print(describe() + f"; CPU flags: {' '.join(sorted(FLAGS & cpu_flags())) or 'unknown'}; "
-          f"load average after: {os.getloadavg()[0]:.2f}")
+    print(describe() + f"; load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 

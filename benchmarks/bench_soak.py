@@ -48,17 +48,6 @@ from machine import describe
 LATE = ("large", "huge", "hangup", "bad", "bad", "oversize", "slow", "large")
 
 
-def cpu_flags() -> str:
-    """The vector extensions the model's matrix products can use (from /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next(line for line in f if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    want = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    return " ".join(x for x in want if x in flags) or "none of avx2/avx512/amx"
-
-
 async def raw(port: int, head: bytes, body_parts, pause: float) -> int | None:
     """Send a request by hand (headers, then body parts `pause` s apart); the status or None."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -229,7 +218,7 @@ def main() -> int:
     print(f"server RSS timeline (GB): {timeline(rss)}")
     print(f"server counters: {health['load']}")
     print(f"load average (1 / 5 / 15 min): {load_before} before the load, {load_after} after")
-    print(describe() + f"; CPU flags: {cpu_flags()}")
+    print(describe())
     return 0 if load.failed_good == 0 and alive else 1
 
 
