@@ -274,10 +274,6 @@ class PackedBatches:
     def stats(self) -> PackingStats:
         return self.plan.stats
 
-    @property
-    def global_step(self) -> int:
-        return self.epoch * self.steps_per_epoch + self.step
-
     def _fingerprint(self) -> dict:
         return {
             "seed": self.seed, "seq_len": self.seq_len, "batch_size": self.batch_size,
