@@ -63,6 +63,27 @@ def test_classifier_learns_and_saves_the_best_model_in_both_layouts(tiny, tmp_pa
         assert again.evaluate(saved, train)["accuracy"] == result["best"]["accuracy"]
 
 
+@pytest.mark.parametrize("group_by_length", [True, False])
+def test_finetuning_runs_the_unpadded_layout(tiny, tmp_path, monkeypatch, group_by_length):
+    """Length-grouped and random batches both train on the unpadded layout (the faster one on
+    both, benchmarks/bench_finetune_layouts.py)."""
+    seen = []
+    forward = Encoder.forward
+
+    def spy(self, *a, **k):
+        if self.training:
+            seen.append(k.get("layout") or self.layout)
+        return forward(self, *a, **k)
+
+    monkeypatch.setattr(Encoder, "forward", spy)
+    task = ClassifyTask(tiny, max_length=32, batch_size=8)
+    train = task.read(DATA / "sst2" / "train_full.tsv")[:16]
+    finetune(task, "train", "dev", tmp_path, Settings.finetuning(epochs=1, eval_every=10**6,
+                                                                 **FAST),
+             train_examples=train, dev_examples=train[:4], group_by_length=group_by_length)
+    assert seen and set(seen) == {"unpadded"}
+
+
 def test_random_batches_learn_and_the_layout_is_not_saved(tiny, tmp_path):
     """--random-batches (mostly padding) learns as well; the unpadded layout fine-tuning runs
     is a runtime choice: the saved model loads on the default one."""
