@@ -4,7 +4,7 @@ bench_finetune.py compares unmask with the transformers Trainer; its absolute ra
 the host (the development CPU varies between sessions), so a rate against an earlier day's run
 mixes the code with the machine. This runs two commits in one session instead: each version
 from its own git worktree (its src/ and its bench_finetune.py, whose load_task / train_unmask
-every version since 2026-11-24 has), in alternating subprocesses, on the first --examples
+every version since 2026-11-24 has), in alternating subprocesses, on the first EXAMPLES[task]
 training examples of each task, 1 epoch, bench_finetune's recipe. The rate is examples / train
 seconds (tokenization, model load and save included, the end evaluation not), as in
 bench_finetune; each round's first run is dropped (oneDNN warm-up).

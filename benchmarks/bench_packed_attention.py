@@ -5,9 +5,12 @@ The question behind it (#17): the bf16 embed pipeline on short SST-2 sentences s
 SDPA over ~25-token rows, at ~14 GFLOP/s. Packing rows into longer blocks does more work (every
 token attends to its whole block, masked) in fewer, larger calls; this times whether that pays.
 MiniLM's attention shape (12 heads of 32), 960 tokens per call, 30 timed calls, median us.
+An internal path: the kernel calls alone, not a pipeline.
 
     .venv/bin/python benchmarks/bench_packed_attention.py
 """
+from __future__ import annotations
+
 import statistics
 import time
 
@@ -16,28 +19,51 @@ import torch.nn.functional as F
 
 from machine import describe  # benchmarks/machine.py: the script's folder is on sys.path
 
-torch.manual_seed(0); torch.set_num_threads(2)
-nh, hd = 12, 32
-def med(fn, *a):
+HEADS, HEAD_DIM = 12, 32  # all-MiniLM-L6-v2
+TOKENS = 960  # real tokens per attention call
+WIDTHS = (12, 25, 40)  # row lengths
+BLOCKS = (64, 128, 256)
+
+
+def median_us(q, k, v, mask, warmup: int = 5, calls: int = 30) -> float:
     with torch.inference_mode():
-        for _ in range(5): fn(*a)
-        ts = []
-        for _ in range(30):
-            t0 = time.perf_counter(); fn(*a); ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e6
-def sdpa(q, k, v, m): return F.scaled_dot_product_attention(q, k, v, attn_mask=m)
-for dt in (torch.bfloat16, torch.float32):
-  for w in (12, 25, 40):
-    T = 960  # tokens in the call
-    b = T // w
-    q, k, v = (torch.randn(b, nh, w, hd, dtype=dt) for _ in range(3))
-    t_grouped = med(sdpa, q, k, v, None)
-    row = [f"{dt} w={w} grouped {t_grouped:.0f}us"]
-    for blk in (64, 128, 256):
-        per = blk // w; nb = -(-b // per); L = per * w
-        qb, kb, vb = (torch.randn(nb, nh, L, hd, dtype=dt) for _ in range(3))
-        seg = torch.arange(L) // w
-        m = (seg[:, None] == seg[None, :])[None, None].expand(nb, 1, L, L)
-        row.append(f"blk{blk}(L={L}) {med(sdpa, qb, kb, vb, m):.0f}us")
-    print(" | ".join(row), flush=True)
-print(describe())
+        for _ in range(warmup):
+            F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e6
+
+
+def qkv(rows: int, width: int, dtype: torch.dtype):
+    return (torch.randn(rows, HEADS, width, HEAD_DIM, dtype=dtype) for _ in range(3))
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    print("| dtype | row width | length groups | "
+          + " | ".join(f"{b}-token blocks" for b in BLOCKS) + " |")
+    print("|---|---|---|" + "---|" * len(BLOCKS))
+    for dtype in (torch.bfloat16, torch.float32):
+        for width in WIDTHS:
+            rows = TOKENS // width
+            cells = [f"{median_us(*qkv(rows, width, dtype), None):,.0f} us"]
+            for block in BLOCKS:
+                per = block // width  # rows per block
+                length = per * width
+                segment = torch.arange(length) // width  # the row each position belongs to
+                mask = (segment[:, None] == segment[None, :])[None, None]  # (1, 1, L, L)
+                blocks = -(-rows // per)
+                mask = mask.expand(blocks, 1, length, length)
+                cells.append(f"{median_us(*qkv(blocks, length, dtype), mask):,.0f} us "
+                             f"(L={length})")
+            print(f"| {str(dtype).removeprefix('torch.')} | {width} | " + " | ".join(cells)
+                  + " |", flush=True)
+    print(describe())
+
+
+if __name__ == "__main__":
+    main()
