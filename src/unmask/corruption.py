@@ -24,8 +24,8 @@ makes a batch reproducible as a whole, and gives row b of every batch the same d
 one batch, wrong for a stream of batches. `content_sample_ids` (what MLMCollator uses when
 examples carry no "sample_id") derives ids from each row's tokens instead, so different texts
 differ and the same text is corrupted the same way in any batch. For fresh masks every epoch
-(RoBERTa's dynamic masking),
-use `dataclasses.replace(corruption, seed=epoch)` or sample ids that include the epoch.
+(RoBERTa's dynamic masking), use `dataclasses.replace(corruption, seed=epoch)` or sample ids
+that include the epoch.
 
 Everything runs on the CPU in numpy (a DataLoader worker's job); results come back as int64
 torch tensors on the device of `input_ids`.
@@ -94,15 +94,23 @@ def content_sample_ids(input_ids: Any, attention_mask: Any | None = None) -> tor
     Repeated texts share an id; give dataset indices instead where they must differ.
     """
     ids = _int_matrix(input_ids, "input_ids")
-    if attention_mask is None:
-        real = np.ones(ids.shape, dtype=bool)
-    else:
-        real = _bool_matrix(attention_mask, "attention_mask", ids.shape)
-    pos = np.maximum(np.cumsum(real, axis=1) - 1, 0).astype(np.uint64)  # index among real
+    real, pos = _real_positions(attention_mask, ids.shape)
     per_token = _mix(ids.view(np.uint64) + (pos + np.uint64(1)) * _GOLDEN)  # (B, L)
     per_token[~real] = 0
     key = _mix(per_token.sum(axis=1, dtype=np.uint64))  # the sum wraps mod 2**64
     return torch.from_numpy(key.view(np.int64))
+
+
+def _real_positions(
+    attention_mask: Any | None, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """real tokens bool (B, L) (all, for None) and each token's index among its row's real
+    tokens, uint64 (B, L): the same with any padding length or side."""
+    if attention_mask is None:
+        real = np.ones(shape, dtype=bool)
+    else:
+        real = _bool_matrix(attention_mask, "attention_mask", shape)
+    return real, np.maximum(np.cumsum(real, axis=1) - 1, 0).astype(np.uint64)
 
 
 def _threshold(p: float) -> np.uint64:
@@ -131,13 +139,16 @@ def expected_span_length(geometric_p: float = 0.2, max_span: int = 10) -> float:
     return float((k * pmf).sum() / pmf.sum())
 
 
+def _checked(value: Any, name: str, what: str, ok: Any, types: Any = int | float) -> Any:
+    """value itself if it is one of `types` (never a bool) and ok(value), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
 def _check_span_args(geometric_p: float, max_span: int) -> None:
-    if not isinstance(geometric_p, int | float) or isinstance(geometric_p, bool) or not (
-        0.0 < geometric_p <= 1.0
-    ):
-        raise ValueError(f"geometric_p must be a float in (0, 1], got {geometric_p!r}")
-    if not isinstance(max_span, int) or isinstance(max_span, bool) or max_span < 1:
-        raise ValueError(f"max_span must be an int >= 1, got {max_span!r}")
+    _checked(geometric_p, "geometric_p", "a float in (0, 1]", lambda v: 0.0 < v <= 1.0)
+    _checked(max_span, "max_span", "an int >= 1", lambda v: v >= 1, int)
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
@@ -179,14 +190,6 @@ def _bool_matrix(x: Any, name: str, shape: tuple[int, int]) -> np.ndarray:
     return a.astype(bool)
 
 
-def _probability(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        0.0 <= value <= 1.0
-    ):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class MLMCorruption:
     """BERT-style corruption of token ids, reproducible per sample (see the module docstring).
@@ -219,10 +222,9 @@ class MLMCorruption:
     _replacements: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.vocab_size, int) or isinstance(self.vocab_size, bool) or not (
-            0 < self.vocab_size < 2**32
-        ):
-            raise ValueError(f"vocab_size must be an int in [1, 2**32), got {self.vocab_size!r}")
+        _checked(
+            self.vocab_size, "vocab_size", "an int in [1, 2**32)", lambda v: 0 < v < 2**32, int
+        )
         for name in ("mask_token_id", "seed"):
             value = getattr(self, name)
             if isinstance(value, np.integer | torch.Tensor):
@@ -242,13 +244,12 @@ class MLMCorruption:
             ) from None
         bad = sorted(i for i in specials if not 0 <= i < self.vocab_size)
         if bad:
-            raise ValueError(
-                f"special_ids {bad} are outside the vocabulary [0, {self.vocab_size})"
-            )
+            raise ValueError(f"special_ids {bad} are outside the vocabulary [0, {self.vocab_size})")
         specials.add(self.mask_token_id)
         object.__setattr__(self, "special_ids", tuple(sorted(specials)))
         for name in ("mask_rate", "mask_fraction", "random_fraction"):
-            object.__setattr__(self, name, _probability(getattr(self, name), name))
+            value = _checked(getattr(self, name), name, "a number in [0, 1]", lambda v: 0 <= v <= 1)
+            object.__setattr__(self, name, float(value))
         if self.mask_fraction + self.random_fraction > 1.0 + 1e-9:
             raise ValueError(
                 f"mask_fraction + random_fraction must be <= 1 (the rest stay unchanged), got "
@@ -284,20 +285,14 @@ class MLMCorruption:
     def _inputs(self, input_ids, attention_mask, special_tokens_mask, sample_ids):
         """ids int64 (B, L), maskable bool (B, L), pos uint64 (B, L), sample ids uint64 (B,)."""
         ids = _int_matrix(input_ids, "input_ids")
+        attention, pos = _real_positions(attention_mask, ids.shape)
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
             raise ValueError(
                 f"input_ids holds {bad}, outside the vocabulary [0, {self.vocab_size}); "
                 "check that the tokenizer and vocab_size belong together"
             )
-        maskable = ~self._is_special[ids]
-        if attention_mask is not None:
-            attention = _bool_matrix(attention_mask, "attention_mask", ids.shape)
-            maskable &= attention
-            # Index among the row's real tokens: the same with any padding length or side.
-            pos = np.maximum(np.cumsum(attention, axis=1) - 1, 0).astype(np.uint64)
-        else:
-            pos = np.broadcast_to(np.arange(ids.shape[1], dtype=np.uint64), ids.shape)
+        maskable = ~self._is_special[ids] & attention
         if special_tokens_mask is not None:
             maskable &= ~_bool_matrix(special_tokens_mask, "special_tokens_mask", ids.shape)
         if sample_ids is None:
@@ -355,11 +350,9 @@ class MLMCorruption:
 
     @staticmethod
     def _tensors(out: np.ndarray, labels: np.ndarray, like: Any):
+        """Both arrays as tensors on the device of `like` (the CPU unless it is a tensor)."""
         device = like.device if isinstance(like, torch.Tensor) else None
-        return (
-            torch.from_numpy(np.ascontiguousarray(out)).to(device),
-            torch.from_numpy(np.ascontiguousarray(labels)).to(device),
-        )
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (out, labels))
 
     def _per_row_budget(self, maskable: np.ndarray) -> np.ndarray:
         # round half up, stated in the docs (Python's round() would round half to even).
@@ -486,9 +479,8 @@ class MLMCorruption:
         sb, st = np.nonzero(start)
         key[sb, ordinal[sb, st]] = bits[sb, st]
         order = np.argsort(key, axis=1, kind="stable")
-        fits = np.cumsum(np.take_along_axis(word_len, order, 1), 1) <= self._per_row_budget(
-            valid
-        )[:, None]
+        budget = self._per_row_budget(valid)[:, None]
+        fits = np.cumsum(np.take_along_axis(word_len, order, 1), 1) <= budget
         chosen = np.zeros((B, W), dtype=bool)
         np.put_along_axis(chosen, order, fits, 1)
         return chosen[np.arange(B)[:, None], np.maximum(ordinal, 0)]
@@ -568,8 +560,7 @@ class MLMCorruption:
         counter = (doc_ord[slot_unit].astype(np.uint64) << _S32) | j.astype(np.uint64)
         u = _uniform(_hash(_row_keys(self.seed, _PIECE, sid)[unit_key_row], counter))
         starts_span = (
-            _hash(_row_keys(self.seed, _PHASE, sid)[unit_row], doc_ord.astype(np.uint64))
-            >> _S11
+            _hash(_row_keys(self.seed, _PHASE, sid)[unit_row], doc_ord.astype(np.uint64)) >> _S11
         ) < _threshold(p)
         is_span_piece = ((j & 1) == 0) == starts_span[slot_unit]
         length = np.where(
@@ -619,10 +610,7 @@ class MLMCorruption:
         logits = generator_logits
         if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
             raise TypeError("generator_logits must be a float tensor")
-        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not (
-            temperature > 0
-        ):
-            raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+        _checked(temperature, "temperature", "a number > 0", lambda v: v > 0)
         masked = labels_np != -100
         if (labels_np[masked] < 0).any() or (labels_np[masked] >= self.vocab_size).any():
             raise ValueError("labels must be -100 or ids in the vocabulary")
@@ -661,9 +649,7 @@ class MLMCorruption:
             drawn = torch.searchsorted(cdf, target[:, None]).squeeze(1)
             drawn = drawn.clamp_(max=logits.shape[-1] - 1).cpu().numpy()
             fake[b, t] = drawn
-        device = input_ids.device if isinstance(input_ids, torch.Tensor) else None
-        replaced = torch.from_numpy(fake != originals).to(device)
-        return torch.from_numpy(fake).to(device), replaced
+        return self._tensors(fake, fake != originals, input_ids)
 
 
 def _span_lengths(u: np.ndarray, g: float, max_span: int) -> np.ndarray:
