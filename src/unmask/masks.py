@@ -127,12 +127,10 @@ class Mask:
     def to_additive(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Float mask for `scores + mask`: 0 where allowed, -inf where not, shape `self.shape`.
 
-        The one boolean-to-additive conversion of unmask. -inf is exact in every float dtype,
-        fp16 and bf16 included: a masked key gets weight exactly 0. (A -10000 constant leaks
-        weight to masked keys when scores are large, and finfo.min overflows to -inf once added
-        to a negative fp16 score, so rows turn NaN at random.) A row with no allowed key is all
-        -inf and softmax makes it NaN: `unmask.attention` guards such rows and returns zeros;
-        do the same in your own softmax.
+        The one boolean-to-additive conversion of unmask. -inf is exact in every float dtype, so
+        a masked key gets weight exactly 0 (-10000 leaks weight; finfo.min overflows in fp16).
+        A row with no allowed key is all -inf and softmax makes it NaN: `unmask.attention`
+        guards such rows and returns zeros; do the same in your own softmax.
         """
         if not dtype.is_floating_point:
             raise TypeError(f"to_additive needs a floating dtype, got {dtype}")
@@ -233,7 +231,6 @@ class Mask:
         for name, idx, size in (("batch", batch, bsz), ("head", head, heads)):
             if size > 1 and not -size <= idx < size:
                 raise IndexError(f"{name} {idx} is out of range for a mask of shape {self.shape}")
-        # A broadcast (size-1) axis is the same for every batch / head: read index 0.
         return self.allowed[0 if bsz == 1 else batch, 0 if heads == 1 else head].cpu()
 
     def __str__(self) -> str:
@@ -320,11 +317,10 @@ def padding(attention_mask: torch.Tensor) -> Mask:
     """Key padding from a Hugging Face (B, L) attention_mask of 1 (token) / 0 (padding).
 
     attention_mask: (B, L) of 1/0 (any int or float dtype) or bool. Returns Mask (B, 1, 1, L):
-    every query may attend to the real tokens of its row and to no padding key. (Padding queries still attend to the real
-    tokens, as in BERT; their outputs are ignored downstream.)
+    every query may attend to the real tokens of its row and to no padding key. (Padding queries
+    still attend to the real tokens, as in BERT; their outputs are ignored downstream.)
     """
-    if not isinstance(attention_mask, torch.Tensor):
-        attention_mask = torch.as_tensor(attention_mask)
+    attention_mask = torch.as_tensor(attention_mask)
     if attention_mask.dim() != 2:
         raise ValueError(
             f"padding() takes the (B, L) attention_mask a tokenizer returns, got shape "
@@ -352,8 +348,7 @@ def from_hf(attention_mask: torch.Tensor) -> Mask:
       (B, H|1, Q, K) float additive: 0 where allowed and -10000, finfo.min or -inf where masked
         (values below -1000 count as masked).
     """
-    if not isinstance(attention_mask, torch.Tensor):
-        attention_mask = torch.as_tensor(attention_mask)
+    attention_mask = torch.as_tensor(attention_mask)
     dim = attention_mask.dim()
     if dim == 2:
         return padding(attention_mask)
@@ -474,8 +469,7 @@ def block_sparse(
         gen = torch.Generator().manual_seed(seed)
         draw = torch.rand(nb, nb, generator=gen).masked_fill(layout, -1.0)  # -1: already in
         top, idx = draw.topk(min(random_blocks, nb), dim=-1)
-        extra = torch.zeros(nb, nb, dtype=torch.bool).scatter_(1, idx, top >= 0)
-        layout |= extra
+        layout |= torch.zeros(nb, nb, dtype=torch.bool).scatter_(1, idx, top >= 0)
     dense = layout.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)[:n, :n]
     return Mask(dense.to(device))
 
