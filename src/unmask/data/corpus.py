@@ -25,6 +25,7 @@ import gzip
 import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import IO, Literal
@@ -42,24 +43,19 @@ class DecodingWarning(UserWarning):
     """A file was not valid UTF-8 and some of its lines were decoded as cp1252 or latin-1."""
 
 
-def _is_jsonl(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith((".jsonl", ".jsonl.gz"))
-
-
 def _open_binary(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
 def _folder_files(folder: Path) -> list[Path]:
-    found = []
-    for p in folder.rglob("*"):
-        rel = p.relative_to(folder).parts
-        if any(part.startswith(".") for part in rel):  # .git, .cache, editor swap files
-            continue
-        if p.is_file() and p.name.lower().endswith(_FOLDER_SUFFIXES):
-            found.append(p)
-    return sorted(found)
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.name.lower().endswith(_FOLDER_SUFFIXES)
+        # skip hidden paths: .git, .cache, editor swap files
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def find_files(inputs: PathType | Iterable[PathType]) -> list[Path]:
@@ -79,7 +75,9 @@ def find_files(inputs: PathType | Iterable[PathType]) -> list[Path]:
     files: list[Path] = []
     for item in inputs:
         if not isinstance(item, (str, PathLike)):
-            raise TypeError(f"each input must be a str or Path, got {type(item).__name__}: {item!r}")
+            raise TypeError(
+                f"each input must be a str or Path, got {type(item).__name__}: {item!r}"
+            )
         text = str(item)
         path = Path(text).expanduser()
         if path.is_file():
@@ -102,14 +100,10 @@ def find_files(inputs: PathType | Iterable[PathType]) -> list[Path]:
             files.extend(found)
         else:
             raise FileNotFoundError(f"corpus input {text!r} does not exist")
-    seen: set[Path] = set()
-    unique = []
+    unique: dict[Path, Path] = {}  # resolved -> first spelling, in input order
     for f in files:
-        key = f.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
 
 
 def _decode_line(raw: bytes) -> tuple[str, bool]:
@@ -124,14 +118,14 @@ def _decode_line(raw: bytes) -> tuple[str, bool]:
         return raw.decode("latin-1"), True
 
 
+@dataclass
 class _Decoder:
     """Decodes the lines of one file and warns once, at the end, if any needed a fallback."""
 
-    def __init__(self, source: Path):
-        self.source = source
-        self.fallback_lines = 0
-        self.first_line = 0
-        self.at_start = True
+    source: Path
+    fallback_lines: int = 0
+    first_line: int = 0
+    at_start: bool = True
 
     def __call__(self, raw: bytes, lineno: int) -> str:
         text, fallback = _decode_line(raw)
@@ -213,7 +207,9 @@ class Corpus:
         over) when a consumer makes two passes, as `prepare_shards` does for a validation split.
         """
         if isinstance(texts, (str, bytes)):
-            raise TypeError("from_texts takes an iterable of documents, not one str; wrap it in a list")
+            raise TypeError(
+                "from_texts takes an iterable of documents, not one str; wrap it in a list"
+            )
         if iter(texts) is texts:
             raise TypeError(
                 "from_texts needs a re-iterable collection (e.g. a list), not a one-shot "
@@ -238,7 +234,7 @@ class Corpus:
                     yield text
             return
         for path in self.files:
-            if _is_jsonl(path):
+            if path.name.lower().endswith((".jsonl", ".jsonl.gz")):
                 yield from self._jsonl(path)
             elif self.documents == "file":
                 with _open_binary(path) as f:
