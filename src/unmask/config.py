@@ -101,49 +101,38 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads",
-                     "intermediate_size", "max_position_embeddings"):
-            _positive_int(name, getattr(self, name))
-        if not isinstance(self.type_vocab_size, int) or self.type_vocab_size < 0:
-            raise ValueError(f"type_vocab_size must be an int >= 0, got {self.type_vocab_size!r}")
+                     "intermediate_size", "max_position_embeddings", "global_every"):
+            _int_at_least(name, getattr(self, name), 1)
+        for name in ("embedding_size", "shared_layers", "local_window"):  # None = off
+            if getattr(self, name) is not None:
+                _int_at_least(name, getattr(self, name), 1)
+        for name in ("type_vocab_size", "position_offset", "position_buckets",
+                     "max_relative_positions", "conv_kernel_size"):
+            _int_at_least(name, getattr(self, name), 0)
+        for name, choices in (("position", POSITIONS), ("norm", NORMS),
+                              ("activation", ACTIVATIONS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}; "
                 f"pick num_heads dividing it (e.g. {self.hidden_size // 64 or 1} for 64-wide heads)"
             )
-        if self.embedding_size is not None:
-            _positive_int("embedding_size", self.embedding_size)
-        if self.position not in POSITIONS:
-            raise ValueError(f"position must be one of {POSITIONS}, got {self.position!r}")
         if self.position == "rotary" and self.head_dim % 2:
             raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be 'post' (BERT) or 'pre' (ModernBERT), got {self.norm!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         for name in ("hidden_dropout", "attention_dropout"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {p!r}")
-        if self.shared_layers is not None:
-            _positive_int("shared_layers", self.shared_layers)
-            if self.shared_layers > self.num_layers:
-                raise ValueError(
-                    f"shared_layers={self.shared_layers} exceeds num_layers={self.num_layers}; "
-                    "it counts the distinct blocks that the layers share"
-                )
-        if self.local_window is not None:
-            _positive_int("local_window", self.local_window)
-        _positive_int("global_every", self.global_every)
+        if self.shared_layers is not None and self.shared_layers > self.num_layers:
+            raise ValueError(
+                f"shared_layers={self.shared_layers} exceeds num_layers={self.num_layers}; "
+                "it counts the distinct blocks that the layers share"
+            )
         self.relative_attention = tuple(self.relative_attention)  # JSON gives a list
         odd = [t for t in self.relative_attention if t not in RELATIVE_TERMS]
         if odd:
             raise ValueError(f"relative_attention takes terms from {RELATIVE_TERMS}, got {odd}")
-        for name in ("position_buckets", "max_relative_positions", "conv_kernel_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        if self.position_offset < 0:
-            raise ValueError(f"position_offset must be >= 0, got {self.position_offset}")
 
     # --- derived -------------------------------------------------------------------------
     @property
@@ -213,9 +202,10 @@ class EncoderConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+def _int_at_least(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        what = "a positive int" if low == 1 else f"an int >= {low}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
 # Google's BERT miniatures (Turc et al. 2019) and BERT-base: layers x hidden, 64-wide heads,

@@ -64,44 +64,57 @@ def _act(name: str, where: str) -> str:
     return _HF_ACT[name]
 
 
-def _need(h: dict, key: str, family: str):
-    if key not in h:
-        raise ValueError(f"{family} config.json lacks {key!r}: the file is incomplete")
-    return h[key]
+# The config.json key of each EncoderConfig field a family states. The sizes (_REQUIRED) must
+# be there; other keys, when absent or null, take the family's defaults, else EncoderConfig's.
+_REQUIRED = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")
+_BERT_KEYS = {
+    "vocab_size": "vocab_size", "hidden_size": "hidden_size",
+    "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size",
+    "max_position_embeddings": "max_position_embeddings", "type_vocab_size": "type_vocab_size",
+    "layer_norm_eps": "layer_norm_eps", "hidden_dropout": "hidden_dropout_prob",
+    "attention_dropout": "attention_probs_dropout_prob", "pad_token_id": "pad_token_id",
+}
+_DISTILBERT_KEYS = {
+    "vocab_size": "vocab_size", "hidden_size": "dim", "num_layers": "n_layers",
+    "num_heads": "n_heads", "intermediate_size": "hidden_dim",
+    "max_position_embeddings": "max_position_embeddings", "hidden_dropout": "dropout",
+    "attention_dropout": "attention_dropout", "pad_token_id": "pad_token_id",
+}  # layer_norm_eps: 1e-12 (EncoderConfig's default) is fixed in DistilBERT's code
+_MODERNBERT_KEYS = {
+    **{k: _BERT_KEYS[k] for k in (*_REQUIRED, "max_position_embeddings")},
+    "attention_bias": "attention_bias", "mlp_bias": "mlp_bias", "norm_bias": "norm_bias",
+    "layer_norm_eps": "norm_eps", "hidden_dropout": "mlp_dropout",
+    "attention_dropout": "attention_dropout", "pad_token_id": "pad_token_id",
+}
+
+
+def _fields(h: dict, names: dict[str, str], family: str, **defaults: Any) -> dict[str, Any]:
+    """EncoderConfig fields from config.json `h` by `names` (our field -> its key)."""
+    for key in (names[ours] for ours in _REQUIRED):
+        if h.get(key) is None:
+            raise ValueError(f"{family} config.json lacks {key!r}: the file is incomplete")
+    given = {ours: h[theirs] for ours, theirs in names.items() if h.get(theirs) is not None}
+    return {**defaults, **given}
+
+
+def _to_hf(c: EncoderConfig, names: dict[str, str]) -> dict[str, Any]:
+    """The inverse of _fields: config.json entries for the fields in `names`."""
+    return {theirs: getattr(c, ours) for ours, theirs in names.items()}
 
 
 def _bert_like_config(h: dict, family: str, **extra: Any) -> EncoderConfig:
     kind = h.get("position_embedding_type", "absolute")
     if kind != "absolute":
         raise ValueError(f"position_embedding_type={kind!r} is not supported (absolute only)")
-    return EncoderConfig(
-        vocab_size=_need(h, "vocab_size", family),
-        hidden_size=_need(h, "hidden_size", family),
-        num_layers=_need(h, "num_hidden_layers", family),
-        num_heads=_need(h, "num_attention_heads", family),
-        intermediate_size=_need(h, "intermediate_size", family),
-        max_position_embeddings=h.get("max_position_embeddings", 512),
-        type_vocab_size=h.get("type_vocab_size", 2),
-        activation=_act(h.get("hidden_act", "gelu"), f"{family} hidden_act"),
-        layer_norm_eps=h.get("layer_norm_eps", 1e-12),
-        hidden_dropout=h.get("hidden_dropout_prob", 0.1),
-        attention_dropout=h.get("attention_probs_dropout_prob", 0.1),
-        pad_token_id=h.get("pad_token_id") if h.get("pad_token_id") is not None else 0,
-        **extra,
-    )
+    return EncoderConfig(**_fields(h, _BERT_KEYS, family),
+                         activation=_act(h.get("hidden_act", "gelu"), f"{family} hidden_act"),
+                         **extra)
 
 
 def _bert_like_to_hf(c: EncoderConfig) -> dict:
-    return {
-        "vocab_size": c.vocab_size, "hidden_size": c.hidden_size,
-        "num_hidden_layers": c.num_layers, "num_attention_heads": c.num_heads,
-        "intermediate_size": c.intermediate_size,
-        "max_position_embeddings": c.max_position_embeddings,
-        "type_vocab_size": c.type_vocab_size, "hidden_act": _OUR_ACT[c.activation],
-        "layer_norm_eps": c.layer_norm_eps, "hidden_dropout_prob": c.hidden_dropout,
-        "attention_probs_dropout_prob": c.attention_dropout, "pad_token_id": c.pad_token_id,
-        "position_embedding_type": "absolute",
-    }
+    return {**_to_hf(c, _BERT_KEYS), "hidden_act": _OUR_ACT[c.activation],
+            "position_embedding_type": "absolute"}
 
 
 def _bert_config(h):
@@ -115,7 +128,8 @@ def _roberta_config(h):
 
 def _electra_config(h):
     e = h.get("embedding_size", h.get("hidden_size"))
-    return _bert_like_config(h, "electra", embedding_size=None if e == h["hidden_size"] else e)
+    return _bert_like_config(h, "electra",
+                             embedding_size=None if e == h.get("hidden_size") else e)
 
 
 def _electra_to_hf(c):
@@ -137,24 +151,12 @@ def _albert_to_hf(c):
 
 
 def _distilbert_config(h):
-    return EncoderConfig(
-        vocab_size=_need(h, "vocab_size", "distilbert"), hidden_size=_need(h, "dim", "distilbert"),
-        num_layers=_need(h, "n_layers", "distilbert"), num_heads=_need(h, "n_heads", "distilbert"),
-        intermediate_size=_need(h, "hidden_dim", "distilbert"),
-        max_position_embeddings=h.get("max_position_embeddings", 512), type_vocab_size=0,
-        activation=_act(h.get("activation", "gelu"), "distilbert activation"),
-        layer_norm_eps=1e-12,  # fixed in DistilBERT's code
-        hidden_dropout=h.get("dropout", 0.1), attention_dropout=h.get("attention_dropout", 0.1),
-        pad_token_id=h.get("pad_token_id") or 0,
-    )
+    return EncoderConfig(**_fields(h, _DISTILBERT_KEYS, "distilbert"), type_vocab_size=0,
+                         activation=_act(h.get("activation", "gelu"), "distilbert activation"))
 
 
 def _distilbert_to_hf(c):
-    return {"vocab_size": c.vocab_size, "dim": c.hidden_size, "n_layers": c.num_layers,
-            "n_heads": c.num_heads, "hidden_dim": c.intermediate_size,
-            "max_position_embeddings": c.max_position_embeddings,
-            "activation": _OUR_ACT[c.activation], "dropout": c.hidden_dropout,
-            "attention_dropout": c.attention_dropout, "pad_token_id": c.pad_token_id,
+    return {**_to_hf(c, _DISTILBERT_KEYS), "activation": _OUR_ACT[c.activation],
             "sinusoidal_pos_embds": False}
 
 
@@ -162,11 +164,13 @@ def _modernbert_config(h):
     act = h.get("hidden_activation", "gelu")
     if act != "gelu":
         raise ValueError(f"ModernBERT with hidden_activation={act!r} is not supported (gelu)")
-    n = _need(h, "num_hidden_layers", "modernbert")
+    fields = _fields(h, _MODERNBERT_KEYS, "modernbert", max_position_embeddings=8192,
+                     attention_bias=False, mlp_bias=False, norm_bias=False, layer_norm_eps=1e-5,
+                     hidden_dropout=0.0, attention_dropout=0.0, pad_token_id=50283)
     types = h.get("layer_types")
     every = h.get("global_attn_every_n_layers", 3)
     if types is not None:  # transformers 5 writes the per-layer list; find its period
-        every = next((k for k in range(1, n + 1) if all(
+        every = next((k for k in range(1, fields["num_layers"] + 1) if all(
             (t == "full_attention") == (i % k == 0) for i, t in enumerate(types))), None)
         if every is None:
             raise ValueError(f"ModernBERT layer_types {types} is not 'global every N layers'")
@@ -174,19 +178,11 @@ def _modernbert_config(h):
     theta = (rope.get("full_attention") or {}).get("rope_theta", h.get("global_rope_theta"))
     local = (rope.get("sliding_attention") or {}).get("rope_theta", h.get("local_rope_theta"))
     return EncoderConfig(
-        vocab_size=_need(h, "vocab_size", "modernbert"),
-        hidden_size=_need(h, "hidden_size", "modernbert"), num_layers=n,
-        num_heads=_need(h, "num_attention_heads", "modernbert"),
-        intermediate_size=_need(h, "intermediate_size", "modernbert"),
-        max_position_embeddings=h.get("max_position_embeddings", 8192), type_vocab_size=0,
-        position="rotary", rope_theta=float(theta if theta is not None else 160000.0),
+        **fields, type_vocab_size=0, position="rotary",
+        rope_theta=float(theta if theta is not None else 160000.0),
         local_rope_theta=float(local) if local is not None else None,
-        norm="pre", activation="geglu", attention_bias=h.get("attention_bias", False),
-        mlp_bias=h.get("mlp_bias", False), norm_bias=h.get("norm_bias", False),
-        layer_norm_eps=h.get("norm_eps", 1e-5), hidden_dropout=h.get("mlp_dropout", 0.0),
-        attention_dropout=h.get("attention_dropout", 0.0),
-        local_window=h.get("local_attention", 128) if every > 1 else None, global_every=every,
-        pad_token_id=h.get("pad_token_id") if h.get("pad_token_id") is not None else 50283,
+        norm="pre", activation="geglu", global_every=every,
+        local_window=h.get("local_attention", 128) if every > 1 else None,
     )
 
 
@@ -194,19 +190,11 @@ def _modernbert_to_hf(c):
     if (c.position, c.norm, c.activation, c.type_vocab_size) != ("rotary", "pre", "geglu", 0):
         raise ValueError("only rotary, pre-LN, GeGLU models without token types map to "
                          "ModernBERT")
-    return {"vocab_size": c.vocab_size, "hidden_size": c.hidden_size,
-            "num_hidden_layers": c.num_layers, "num_attention_heads": c.num_heads,
-            "intermediate_size": c.intermediate_size,
-            "max_position_embeddings": c.max_position_embeddings, "hidden_activation": "gelu",
+    return {**_to_hf(c, _MODERNBERT_KEYS), "hidden_activation": "gelu",
             "global_rope_theta": c.rope_theta,
-            "local_rope_theta": c.local_rope_theta or c.rope_theta,
-            "attention_bias": c.attention_bias, "mlp_bias": c.mlp_bias,
-            "norm_bias": c.norm_bias, "norm_eps": c.layer_norm_eps,
-            "mlp_dropout": c.hidden_dropout, "attention_dropout": c.attention_dropout,
-            "embedding_dropout": 0.0,
+            "local_rope_theta": c.local_rope_theta or c.rope_theta, "embedding_dropout": 0.0,
             "local_attention": c.local_window or c.max_position_embeddings * 2,
-            "global_attn_every_n_layers": c.global_every if c.local_window else 1,
-            "pad_token_id": c.pad_token_id}
+            "global_attn_every_n_layers": c.global_every if c.local_window else 1}
 
 
 def _deberta_config(h):
@@ -243,25 +231,22 @@ def _deberta_to_hf(c):
             "legacy": False}  # the masked-LM head is written under its current names
 
 
+_V2_ONLY = ("position_buckets", "norm_rel_ebd", "share_att_key", "conv_kernel_size")
+
+
 def _deberta_v1_config(h):
     """DeBERTa v1 (model_type "deberta"): v2's arithmetic without buckets, norm, shared keys
     or convolution; its fused, head-interleaved in_proj is converted by _v1_state_*."""
     if h.get("talking_head", False):
         raise ValueError("DeBERTa with talking_head=true is not supported")
-    h = {k: v for k, v in h.items() if k not in (
-        "position_buckets", "norm_rel_ebd", "share_att_key", "conv_kernel_size")}
-    return _deberta_config(h)
+    return _deberta_config({k: v for k, v in h.items() if k not in _V2_ONLY})
 
 
 def _deberta_v1_to_hf(c):
     if c.position_buckets or c.relative_norm or c.share_att_key or c.conv_kernel_size:
         raise ValueError("DeBERTa v1 has no position buckets, relative norm, shared keys or "
                          "convolution: save it as deberta-v2")
-    hf = _deberta_to_hf(c)
-    for key in ("position_buckets", "norm_rel_ebd", "share_att_key", "conv_kernel_size",
-                "conv_act"):
-        hf.pop(key)
-    return hf
+    return {k: v for k, v in _deberta_to_hf(c).items() if k not in (*_V2_ONLY, "conv_act")}
 
 
 _V1 = "deberta.encoder.layer.{}.attention.self."
@@ -334,19 +319,15 @@ def _classifier_dropout(h: dict, key: str = "classifier_dropout") -> float:
 
 def _bert_like_head(task, h, c, mlm_act, cls_act, cls_dropout_key="classifier_dropout"):
     n, _ = labels(h)
-    tied = h.get("tie_word_embeddings", True)
+    drop = _classifier_dropout(h, cls_dropout_key)
     if task == "masked_lm":
         return MaskedLMHead(c.hidden_size, c.vocab_size, c.embedding_size, mlm_act,
-                            c.layer_norm_eps, tied=tied)
-    if task == "sequence_classification":
-        return SequenceClassificationHead(c.hidden_size, n, "cls", cls_act,
-                                          dropout=_classifier_dropout(h, cls_dropout_key))
-    if task == "multiple_choice":  # the pooler, then one score per choice
-        return SequenceClassificationHead(c.hidden_size, 1, "cls", cls_act,
-                                          dropout=_classifier_dropout(h, cls_dropout_key))
+                            c.layer_norm_eps, tied=h.get("tie_word_embeddings", True))
+    if task in ("sequence_classification", "multiple_choice"):  # multiple choice: the pooler,
+        return SequenceClassificationHead(  # then one score per choice
+            c.hidden_size, 1 if task == "multiple_choice" else n, "cls", cls_act, dropout=drop)
     if task == "token_classification":
-        return TokenClassificationHead(c.hidden_size, n,
-                                       dropout=_classifier_dropout(h, cls_dropout_key))
+        return TokenClassificationHead(c.hidden_size, n, dropout=drop)
     if task == "question_answering":
         return QuestionAnsweringHead(c.hidden_size, dropout=0.0)
     if task == "replaced_token_detection":
@@ -386,11 +367,10 @@ def _distilbert_head(task, h, c):
 def _modernbert_head(task, h, c):
     n, _ = labels(h)
     act = _act(h.get("classifier_activation", "gelu"), "modernbert classifier_activation")
-    dense = {"activation": act, "norm_eps": c.layer_norm_eps,
-                 "dense_bias": h.get("classifier_bias", False), "norm_bias": c.norm_bias}
+    bias = {"dense_bias": h.get("classifier_bias", False), "norm_bias": c.norm_bias}
+    dense = {"activation": act, "norm_eps": c.layer_norm_eps, **bias}
     if task == "masked_lm":
-        return MaskedLMHead(c.hidden_size, c.vocab_size, None, act, c.layer_norm_eps,
-                            dense_bias=dense["dense_bias"], norm_bias=c.norm_bias,
+        return MaskedLMHead(c.hidden_size, c.vocab_size, None, act, c.layer_norm_eps, **bias,
                             decoder_bias=h.get("decoder_bias", True),
                             tied=h.get("tie_word_embeddings", True))
     drop = h.get("classifier_dropout", 0.0)
