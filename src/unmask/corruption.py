@@ -285,13 +285,13 @@ class MLMCorruption:
     def _inputs(self, input_ids, attention_mask, special_tokens_mask, sample_ids):
         """ids int64 (B, L), maskable bool (B, L), pos uint64 (B, L), sample ids uint64 (B,)."""
         ids = _int_matrix(input_ids, "input_ids")
-        attention, pos = _real_positions(attention_mask, ids.shape)
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
             raise ValueError(
                 f"input_ids holds {bad}, outside the vocabulary [0, {self.vocab_size}); "
                 "check that the tokenizer and vocab_size belong together"
             )
+        attention, pos = _real_positions(attention_mask, ids.shape)
         maskable = ~self._is_special[ids] & attention
         if special_tokens_mask is not None:
             maskable &= ~_bool_matrix(special_tokens_mask, "special_tokens_mask", ids.shape)
@@ -308,7 +308,8 @@ class MLMCorruption:
         return ids, maskable, pos, sid
 
     def _words(self, word_ids, maskable, document_ids):
-        """Word starts and per-row word ordinals, bool / int64 (B, L).
+        """Valid word tokens, word starts, per-row word ordinals and document ids (zeros for
+        None), bool / bool / int64 / int64 (B, L).
 
         A word starts wherever the word id changes (or the document does), so word ids that
         restart at 0 in the second text of a pair or in each packed document are fine.
@@ -319,15 +320,16 @@ class MLMCorruption:
             raise ValueError(
                 "word_ids must be >= 0, or -1 for specials and padding (None in word_ids())"
             )
+        if document_ids is None:
+            doc = np.zeros(shape, dtype=np.int64)
+        else:
+            doc = _int_matrix(document_ids, "document_ids", shape)
         valid = maskable & (w >= 0)
         same = np.zeros(shape, dtype=bool)
-        same[:, 1:] = valid[:, :-1] & (w[:, 1:] == w[:, :-1])
-        if document_ids is not None:
-            d = _int_matrix(document_ids, "document_ids", shape)
-            same[:, 1:] &= d[:, 1:] == d[:, :-1]
+        same[:, 1:] = valid[:, :-1] & (w[:, 1:] == w[:, :-1]) & (doc[:, 1:] == doc[:, :-1])
         start = valid & ~same
         ordinal = np.cumsum(start, axis=1) - 1
-        return valid, start, ordinal
+        return valid, start, ordinal, doc
 
     # ------------------------------------------------------------- replacing
     def _apply(self, ids, selected, sid, pos, action_counter=None, action_stream=_ACTION):
@@ -459,7 +461,7 @@ class MLMCorruption:
         ids, maskable, pos, sid = self._inputs(
             input_ids, attention_mask, special_tokens_mask, sample_ids
         )
-        valid, start, ordinal = self._words(word_ids, maskable, document_ids)
+        valid, start, ordinal, _ = self._words(word_ids, maskable, document_ids)
         word_counter = np.maximum(ordinal, 0).astype(np.uint64)
         bits = _hash(_row_keys(self.seed, _WORD, sid)[:, None], word_counter)
         if self.exact:
@@ -520,12 +522,7 @@ class MLMCorruption:
         ids, maskable, pos, sid = self._inputs(
             input_ids, attention_mask, special_tokens_mask, sample_ids
         )
-        valid, start, ordinal = self._words(word_ids, maskable, document_ids)
-        doc = (
-            np.zeros(ids.shape, dtype=np.int64)
-            if document_ids is None
-            else _int_matrix(document_ids, "document_ids", ids.shape)
-        )
+        valid, start, ordinal, doc = self._words(word_ids, maskable, document_ids)
         p = self.mask_rate
         wb, wt = np.nonzero(start)  # words in row-major order, (W,)
         W = wb.size
@@ -556,9 +553,8 @@ class MLMCorruption:
         slot_unit = np.repeat(np.arange(U), slots)
         slot_first = np.repeat(np.cumsum(slots) - slots, slots)
         j = np.arange(slot_unit.size) - slot_first  # piece index inside its unit
-        unit_key_row = unit_row[slot_unit]
         counter = (doc_ord[slot_unit].astype(np.uint64) << _S32) | j.astype(np.uint64)
-        u = _uniform(_hash(_row_keys(self.seed, _PIECE, sid)[unit_key_row], counter))
+        u = _uniform(_hash(_row_keys(self.seed, _PIECE, sid)[unit_row[slot_unit]], counter))
         starts_span = (
             _hash(_row_keys(self.seed, _PHASE, sid)[unit_row], doc_ord.astype(np.uint64)) >> _S11
         ) < _threshold(p)
