@@ -154,9 +154,7 @@ def _check_span_args(geometric_p: float, max_span: int) -> None:
 def _to_numpy(x: Any, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
-    if isinstance(x, np.ndarray):
-        return x
-    try:
+    try:  # an ndarray comes back as it is
         return np.asarray(x)
     except (ValueError, TypeError):
         raise TypeError(

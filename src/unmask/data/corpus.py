@@ -155,8 +155,7 @@ def decode_bytes(data: bytes, source: PathType = "<bytes>") -> str:
     Returns str with every byte accounted for (never raises UnicodeDecodeError).
     """
     try:
-        text = data.decode("utf-8")
-        return text.removeprefix("\ufeff")
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         pass
     decoder = _Decoder(Path(source))
