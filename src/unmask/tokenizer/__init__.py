@@ -6,11 +6,8 @@ transformers does (unmask.tokenizer.files, unmask.tokenizer.spm), trains new tok
 the special tokens' roles, and hands encodings out as the arrays a model takes.
 
 Axis legend:  N = rows of a batch (one per text, or per window with overflow),  L = tokens per
-row (the longest row, or max_length).
-
-Conventions: attention_mask and special_tokens_mask are bool (True = real token / special
-token); word_ids and sequence_ids use -1 where there is no word (specials, padding); offsets
-are (start, end) character spans into the text, (0, 0) for specials and padding.
+row (the longest row, or max_length). BatchEncoding lists the fields, their dtypes and the
+values they take at specials and padding.
 """
 
 from __future__ import annotations
@@ -131,10 +128,10 @@ class BatchEncoding(Mapping):
         """input_ids, attention_mask and token_type_ids: the arguments an encoder takes."""
         return {k: self[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
-    def _field(self, name: str, *width: int, none: int = -1):
+    def _field(self, name: str, *width: int):
         rows = [getattr(e, name) for e in self.encodings]
         if name in ("word_ids", "sequence_ids"):  # None for specials and padding -> -1
-            rows = [[none if v is None else v for v in row] for row in rows]
+            rows = [[-1 if v is None else v for v in row] for row in rows]
         if not self.padded:
             return rows
         n, length = len(rows), len(rows[0]) if rows else 0
@@ -146,33 +143,13 @@ class BatchEncoding(Mapping):
         out = self._field(name)
         return out.bool() if self.padded else [[v == 1 for v in row] for row in out]
 
-    @cached_property
-    def input_ids(self):
-        return self._field("ids")
-
-    @cached_property
-    def attention_mask(self):
-        return self._mask("attention_mask")
-
-    @cached_property
-    def token_type_ids(self):
-        return self._field("type_ids")
-
-    @cached_property
-    def special_tokens_mask(self):
-        return self._mask("special_tokens_mask")
-
-    @cached_property
-    def offsets(self):
-        return self._field("offsets", 2)
-
-    @cached_property
-    def word_ids(self):
-        return self._field("word_ids")
-
-    @cached_property
-    def sequence_ids(self):
-        return self._field("sequence_ids")
+    input_ids = cached_property(lambda self: self._field("ids"))
+    attention_mask = cached_property(lambda self: self._mask("attention_mask"))
+    token_type_ids = cached_property(lambda self: self._field("type_ids"))
+    special_tokens_mask = cached_property(lambda self: self._mask("special_tokens_mask"))
+    offsets = cached_property(lambda self: self._field("offsets", 2))
+    word_ids = cached_property(lambda self: self._field("word_ids"))
+    sequence_ids = cached_property(lambda self: self._field("sequence_ids"))
 
     @cached_property
     def overflow_to_sample_mapping(self):
@@ -309,8 +286,8 @@ class Tokenizer:
         The files looked for are listed in unmask.tokenizer.files. Special token names,
         model_max_length, lower-casing and add_prefix_space come from tokenizer_config.json /
         special_tokens_map.json when present; `special_tokens` and `model_max_length` override
-        them. revision: the branch, tag or commit of a hub id. Role tokens the checkpoint names but its vocabulary lacks (DeBERTa-v3's [MASK])
-        are added after the vocabulary, as transformers does.
+        them; revision is the branch, tag or commit of a hub id. Role tokens the checkpoint
+        names but its vocabulary lacks (DeBERTa-v3's [MASK]) are added after the vocabulary.
         """
         path = Path(name_or_path).expanduser()
         if path.is_file():
@@ -507,10 +484,9 @@ class Tokenizer:
             finally:
                 self._backend.no_truncation()
                 self._backend.no_padding()
-        rows, mapping = encodings, list(range(len(encodings)))
-        if return_overflowing:
-            rows = [w for e in encodings for w in (e, *e.overflowing)]
-            mapping = [i for i, e in enumerate(encodings) for _ in range(1 + len(e.overflowing))]
+        windows = [(e, *e.overflowing) if return_overflowing else (e,) for e in encodings]
+        rows = [w for row in windows for w in row]
+        mapping = [i for i, row in enumerate(windows) for _ in row]
         if padding and len({len(e) for e in rows}) > 1:
             raise ValueError(f"rows are longer than max_length={max_length}: keep truncation on "
                              "or use padding='longest'")
@@ -572,11 +548,10 @@ def _hub_directory(name_or_path: PathType, revision: str | None = None) -> Path:
 
 def _bad_input(texts: list, is_split_into_words: bool) -> str:
     """The message for the first item tokenizers could not take."""
-    def words(x) -> bool:
-        return isinstance(x, (list, tuple)) and all(isinstance(w, str) for w in x)
-
     def text(x) -> bool:
-        return words(x) if is_split_into_words else isinstance(x, str)
+        if is_split_into_words:  # a list of word strings
+            return isinstance(x, (list, tuple)) and all(isinstance(w, str) for w in x)
+        return isinstance(x, str)
 
     for i, x in enumerate(texts):
         if text(x) or (isinstance(x, (list, tuple)) and len(x) == 2 and all(map(text, x))):
@@ -589,15 +564,15 @@ def _bad_input(texts: list, is_split_into_words: bool) -> str:
 
 
 def _pipeline(kind, lowercase, vocab_size, min_frequency, specials, unk, show_progress):
+    common = {"vocab_size": vocab_size, "special_tokens": specials, "show_progress": show_progress}
     if kind == "wordpiece":
         backend = tokenizers.Tokenizer(
             models.WordPiece(unk_token=unk, max_input_chars_per_word=100))
         backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
         backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         backend.decoder = decoders.WordPiece(prefix="##", cleanup=True)
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
-            continuing_subword_prefix="##", show_progress=show_progress)
+        trainer = trainers.WordPieceTrainer(min_frequency=min_frequency,
+                                            continuing_subword_prefix="##", **common)
     elif kind == "bpe":
         backend = tokenizers.Tokenizer(models.BPE())
         if lowercase:
@@ -606,14 +581,13 @@ def _pipeline(kind, lowercase, vocab_size, min_frequency, specials, unk, show_pr
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         backend.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=show_progress)
+            min_frequency=min_frequency, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            **common)
     else:
         backend = tokenizers.Tokenizer(models.Unigram())
         steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
         backend.normalizer = normalizers.Sequence(steps)
         backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
         backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                          unk_token=unk, show_progress=show_progress)
+        trainer = trainers.UnigramTrainer(unk_token=unk, **common)
     return backend, trainer

@@ -50,7 +50,8 @@ def read_tokenizer_json(path: Path) -> tokenizers.Tokenizer:
         return tokenizers.Tokenizer.from_file(str(path))
     except Exception as e:  # noqa: BLE001 (tokenizers raises a bare Exception)
         reason = " ".join(str(e).split())[:120]
-        raise ValueError(f"{path} is not a tokenizer.json ({reason}); {WHAT_A_TOKENIZER_IS}") from None
+        raise ValueError(
+            f"{path} is not a tokenizer.json ({reason}); {WHAT_A_TOKENIZER_IS}") from None
 
 
 def _content(value: Any) -> str | None:
@@ -81,11 +82,8 @@ def read_config(directory: Path) -> CheckpointConfig:
     tok_config, special_map = load("tokenizer_config.json"), load("special_tokens_map.json")
     config = CheckpointConfig(options={k: tok_config[k] for k in _OPTIONS if k in tok_config})
     # As in transformers, special_tokens_map.json overrides tokenizer_config.json.
-    for source in (tok_config, special_map):
-        for role in ROLES:
-            token = _content(source.get(f"{role}_token"))
-            if token is not None:
-                config.special_tokens[role] = token
+    config.special_tokens = {role: token for source in (tok_config, special_map) for role in ROLES
+                             if (token := _content(source.get(f"{role}_token"))) is not None}
     limit = tok_config.get("model_max_length")
     if isinstance(limit, (int, float)) and 0 < limit < _NO_LIMIT:
         config.model_max_length = int(limit)
@@ -99,11 +97,9 @@ def read_config(directory: Path) -> CheckpointConfig:
             continue
         tok = tok if isinstance(tok, dict) else {}
         special = bool(tok.get("special", content in config.special_tokens.values()))
+        flags = {k: bool(tok.get(k, False)) for k in ("lstrip", "rstrip", "single_word")}
         config.added_tokens.append(AddedToken(
-            content, special=special, lstrip=bool(tok.get("lstrip", False)),
-            rstrip=bool(tok.get("rstrip", False)),
-            single_word=bool(tok.get("single_word", False)),
-            normalized=bool(tok.get("normalized", not special))))
+            content, special=special, normalized=bool(tok.get("normalized", not special)), **flags))
     return config
 
 
@@ -115,24 +111,26 @@ def from_directory(directory: Path, config: CheckpointConfig) -> tuple[tokenizer
     if (directory / "tokenizer.json").is_file():
         return read_tokenizer_json(directory / "tokenizer.json"), {}
     if (directory / "vocab.txt").is_file():
-        roles = {**BERT_SPECIALS, **named}
-        return wordpiece(directory / "vocab.txt", roles, options), {}
+        return wordpiece(directory / "vocab.txt", {**BERT_SPECIALS, **named}, options), {}
     if (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file():
-        roles = {**ROBERTA_SPECIALS, **named}
-        return byte_level_bpe(directory / "vocab.json", directory / "merges.txt", roles,
-                              options), {}
+        return byte_level_bpe(directory / "vocab.json", directory / "merges.txt",
+                              {**ROBERTA_SPECIALS, **named}, options), {}
     for name, layout in SPM_FILES.items():
         if (directory / name).is_file():
-            defaults = BERT_SPECIALS if layout == "deberta" else ROBERTA_SPECIALS
-            roles = {**defaults, **named}
+            deberta = layout == "deberta"
+            roles = {**(BERT_SPECIALS if deberta else ROBERTA_SPECIALS), **named}
             backend = from_sentencepiece(
-                directory / name, layout, roles["cls"], roles["sep"],
-                do_lower_case=options.get("do_lower_case", False),
+                directory / name, layout, do_lower_case=options.get("do_lower_case", False),
                 split_by_punct=options.get("split_by_punct", False))
-            if layout == "deberta" and config.model_max_length is None:
+            ids = {t: backend.token_to_id(t) for t in (roles["cls"], roles["sep"])}
+            if None not in ids.values():  # XLM-R: <s> A </s></s> B </s>, all type 0
+                backend.post_processor = bert_template(roles["cls"], roles["sep"], ids,
+                                                       pair_type_id=int(deberta),
+                                                       roberta_pair=not deberta)
+            if deberta and config.model_max_length is None:
                 # DeBERTa-v3 names no limit; its positions (no offset) are the limit.
-                model = read_json(directory / "config.json") if (directory / "config.json"
-                                                                  ).is_file() else {}
+                path = directory / "config.json"
+                model = read_json(path) if path.is_file() else {}
                 config.model_max_length = model.get("max_position_embeddings")
             return backend, roles
     present = sorted(p.name for p in directory.iterdir())[:20]
@@ -158,11 +156,9 @@ def wordpiece(vocab_path: Path, roles: dict[str, str], options: dict) -> tokeniz
 
     Defaults are bert-base-uncased's: lower-case, strip accents when lower-casing, split CJK.
     """
-    vocab: dict[str, int] = {}
     # As transformers' load_vocab: strip only the newline, the last duplicate wins.
     with open(vocab_path, encoding="utf-8") as f:
-        for index, line in enumerate(f):
-            vocab[line.rstrip("\n")] = index
+        vocab = {line.rstrip("\n"): index for index, line in enumerate(f)}
     if roles["unk"] not in vocab:
         raise ValueError(f"{vocab_path} has no unknown token {roles['unk']!r}; "
                          "pass special_tokens={'unk': ...}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import tokenizers
-from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers
 
 # The file name says the layout, as in transformers' VOCAB_FILES_NAMES.
 SPM_FILES = {"spm.model": "deberta", "sentencepiece.bpe.model": "xlm-roberta"}
@@ -22,7 +22,7 @@ _UNIGRAM = 1  # trainer_spec.model_type
 
 
 def read_model(path: Path):
-    """Parse a sentencepiece .model file into its ModelProto (pieces, trainer and normalizer spec)."""
+    """Parse a sentencepiece .model file into its ModelProto (pieces, trainer, normalizer)."""
     try:
         from sentencepiece import sentencepiece_model_pb2
     except ImportError as e:  # sentencepiece absent, or protobuf (which its schema imports)
@@ -50,17 +50,15 @@ def read_model(path: Path):
 def from_sentencepiece(
     path: Path,
     layout: Literal["deberta", "xlm-roberta"],
-    cls_token: str,
-    sep_token: str,
     do_lower_case: bool = False,
     split_by_punct: bool = False,
 ) -> tokenizers.Tokenizer:
-    """A Unigram `tokenizers.Tokenizer` equal to transformers' conversion of the .model file.
+    """A Unigram `tokenizers.Tokenizer` equal to transformers' conversion of the .model file,
+    without a post-processor (unmask.tokenizer.files adds the [CLS] / <s> template).
 
-    deberta: the sentencepiece ids as they are; [CLS] A [SEP] and [CLS] A [SEP] B [SEP] with
-    token types 0 then 1 (the mask token comes from the checkpoint's special tokens).
-    xlm-roberta: fairseq's ids, <s>=0 <pad>=1 </s>=2 <unk>=3, every other piece one above its
-    sentencepiece id, <mask> last; <s> A </s> and <s> A </s></s> B </s>, all type 0.
+    deberta: the sentencepiece ids as they are (the mask token comes from the checkpoint's
+    special tokens). xlm-roberta: fairseq's ids, <s>=0 <pad>=1 </s>=2 <unk>=3, every other
+    piece one above its sentencepiece id, <mask> last.
     """
     proto = read_model(path)
     pieces = [(p.piece, p.score) for p in proto.pieces]
@@ -93,17 +91,7 @@ def from_sentencepiece(
     ])
     backend.normalizer = normalizers.Sequence(steps)
     metaspace = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    backend.pre_tokenizer = metaspace if split is None else pre_tokenizers.Sequence([*split, metaspace])
+    backend.pre_tokenizer = (metaspace if split is None
+                             else pre_tokenizers.Sequence([*split, metaspace]))
     backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    ids = [(t, backend.token_to_id(t)) for t in (cls_token, sep_token)]
-    if None not in dict(ids).values():
-        if layout == "xlm-roberta":
-            single = f"{cls_token} $A {sep_token}"
-            pair = f"{single} {sep_token} $B {sep_token}"
-        else:
-            single = f"{cls_token}:0 $A:0 {sep_token}:0"
-            pair = f"{single} $B:1 {sep_token}:1"
-        backend.post_processor = processors.TemplateProcessing(
-            single=single, pair=pair, special_tokens=ids
-        )
     return backend
