@@ -42,25 +42,20 @@ def group(lengths: Sequence[int], batch_size: int | None = None, batch_tokens: i
                          f"{batch_tokens}")
     order = list(range(len(lengths)))
     rng = random.Random(seed)
+    most = batch_size or len(order) or 1
     if shuffle:
         rng.shuffle(order)
-        pool = (batch_size or len(order) or 1) * max(1, pool_batches)
-        pools = [sorted(order[i:i + pool], key=lengths.__getitem__)
-                 for i in range(0, len(order), pool)]
-    else:
-        pools = [sorted(order, key=lengths.__getitem__)]
-    most = batch_size or len(order)
+    pool = most * max(1, pool_batches) if shuffle else len(order) or 1
+    pools = [sorted(order[i:i + pool], key=lengths.__getitem__)
+             for i in range(0, len(order), pool)]
     out: list[list[int]] = []
     for rows in pools:
         current: list[int] = []
-        longest = 0
-        for i in rows:
-            wider = max(longest, lengths[i])
-            if current and (len(current) >= most or wider * (len(current) + 1) > batch_tokens):
+        for i in rows:  # sorted by length: row i is the longest of its batch so far
+            if current and (len(current) >= most or lengths[i] * (len(current) + 1) > batch_tokens):
                 out.append(current)
-                current, wider = [], lengths[i]
+                current = []
             current.append(i)
-            longest = wider
         if current:
             out.append(current)
     if shuffle:

@@ -51,9 +51,9 @@ def _flatten(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate per-example sequences into int64 (T,) and their lengths int64 (B,),
     checking that values are integers (numpy dtype kinds `kinds`) and lengths match."""
+    flat = None  # the values as a Python list, when the slow path needed one
     if all(isinstance(r, list | tuple) for r in rows):
         counts = [len(r) for r in rows]
-        flat = None
         try:
             # Fast path: fromiter is C speed but truncates floats, so also check that the
             # Python sum stays an int (any float or numpy scalar would change its type).
@@ -70,7 +70,6 @@ def _flatten(
             except (TypeError, ValueError, OverflowError):
                 arr = np.array(flat, dtype=object)  # ragged or nested: reported below
     else:
-        flat = None
         parts = []
         for i, r in enumerate(rows):
             a = r.detach().cpu().numpy() if isinstance(r, torch.Tensor) else np.asarray(r)
@@ -163,15 +162,13 @@ class MLMCollator:
           draws differ, and a text is corrupted the same way in any batch or worker.
         Returns int64 (B, L) tensors: input_ids, attention_mask, labels [, token_type_ids].
         """
-        examples = list(examples) if not isinstance(examples, list) else examples
+        examples = list(examples)
         if not examples:
             raise ValueError("examples is empty: a batch needs at least one example")
-        if isinstance(examples[0], Mapping):
-            if not all(isinstance(e, Mapping) and "input_ids" in e for e in examples):
-                raise ValueError("every example must be a dict with 'input_ids'")
-            rows = [e["input_ids"] for e in examples]
-        else:
-            rows = examples
+        dicts = isinstance(examples[0], Mapping)
+        if dicts and not all(isinstance(e, Mapping) and "input_ids" in e for e in examples):
+            raise ValueError("every example must be a dict with 'input_ids'")
+        rows = [e["input_ids"] for e in examples] if dicts else examples
         ids, lengths = _flatten(rows, "input_ids", None, kinds="iu")
         vocab = self.corruption.vocab_size
         bad = (ids < 0) | (ids >= vocab)
@@ -185,14 +182,12 @@ class MLMCollator:
 
         B = len(rows)
         longest = int(lengths.max())
-        width = longest
-        if self.max_length is not None:
-            if longest > self.max_length:
-                raise ValueError(
-                    f"example {int(lengths.argmax())} has {longest} tokens, more than "
-                    f"max_length={self.max_length}; truncate when encoding"
-                )
-            width = self.max_length
+        if self.max_length is not None and longest > self.max_length:
+            raise ValueError(
+                f"example {int(lengths.argmax())} has {longest} tokens, more than "
+                f"max_length={self.max_length}; truncate when encoding"
+            )
+        width = self.max_length or longest
         if self.pad_to_multiple_of:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
         # Where each token lands in the flattened (B * L) batch.
@@ -210,10 +205,8 @@ class MLMCollator:
                 return None
             return pad(_flatten(values, key, lengths, none_as)[0], fill)
 
-        input_ids = pad(ids, self.pad_token_id)
-        attention = np.zeros(B * width, dtype=np.int64)
-        attention[index] = 1
-        attention = attention.reshape(B, width)
+        ids_t = torch.from_numpy(pad(ids, self.pad_token_id))
+        attention = pad(np.ones(ids.size, np.int64), 0)
         given = _field(examples, "attention_mask")
         # Unpadded examples carry all-ones masks; only read them when some row has a 0.
         if given is not None and not all(isinstance(r, list) and 0 not in r for r in given):
@@ -221,17 +214,12 @@ class MLMCollator:
         special = optional("special_tokens_mask", 1)
         token_types = optional("token_type_ids", 0)
 
-        if sample_ids is None:
-            found = _field(examples, "sample_id")
-            if found is not None:
-                sample_ids = np.asarray([int(s) for s in found], dtype=np.int64)
-
-        ids_t = torch.from_numpy(input_ids)
-        if sample_ids is None:
+        found = _field(examples, "sample_id") if sample_ids is None else None
+        if found is not None:
+            sample_ids = np.asarray([int(s) for s in found], dtype=np.int64)
+        elif sample_ids is None:
             sample_ids = content_sample_ids(ids_t, attention)
         if positions is not None:
-            if not isinstance(positions, torch.Tensor | np.ndarray):
-                positions = list(positions)
             corrupted, labels = self.corruption.mask_positions(
                 ids_t, positions, attention_mask=attention, sample_ids=sample_ids
             )
