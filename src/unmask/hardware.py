@@ -75,8 +75,7 @@ def set_threads(n: int | None = None) -> int:
 
     Returns the number of threads torch now uses.
     """
-    if n is None:
-        n = threads_from_env()
+    n = threads_from_env() if n is None else n
     if n is not None:
         torch.set_num_threads(check_threads(n))
     return torch.get_num_threads()

@@ -8,26 +8,21 @@ to merge runs as a call of its own. Every call then goes through the Scheduler:
     `big_cost` at most `max_big` of them, so small calls always find a free thread; small
     calls are admitted first, except that a large call waiting while none runs goes next;
   - turns: one call computes at a time, and it hands the turn on at every batch boundary (the
-    pipeline's `progress` callback, see Pipeline.run) to the next waiting call. Small calls
-    go first, but while both kinds wait, large calls get `large_share` of the model's time
-    (measured per turn; see TimeShare): a small request waits for the batch that is running,
-    the small calls ahead of it and at most about one large batch per small one (at the
-    default share of 0.5), and a large request still advances under a flood of small ones
-    instead of starving until its timeout. Large calls take turns among themselves
-    round-robin;
+    pipeline's `progress` callback, see Pipeline.run) to the next waiting call: small calls
+    first, but while both kinds wait, large calls get `large_share` of the model's time
+    (TimeShare): at the default 0.5 a small request waits for at most about one large batch
+    per small call ahead of it, and a large request still advances under a flood of small
+    ones instead of starving until its timeout. Large calls take turns round-robin;
   - dropping: at each batch boundary a call whose every job has gone (client disconnected,
-    request timed out) or a server that is stopping raises Dropped, so no more work is spent
-    on answers nobody will read;
-  - memory: glibc keeps freed tensors' memory in its heaps, and batches of ever new shapes
-    on 8 threads fragment them: RSS grew with every request served (the server's 0.74 ->
-    1.95 GB in 3 minutes; a replica of its model calls 0.88 -> 2.77 GB in 1,000 calls while
-    Python's objects and traced memory stayed flat, and one malloc_trim(0) took it back to
-    1.04 GB; benchmarks/RESULTS.md). So the turn holder calls trim_memory() (4-7 ms) at most
-    every `trim_every_s` seconds and whenever the last call ends.
+    request timed out) or a server that is stopping raises Dropped;
+  - memory: glibc keeps freed tensors' memory in its heaps, and batches of ever new shapes on
+    8 threads fragment them, so RSS grew with every request while Python's own memory stayed
+    flat (benchmarks/RESULTS.md). So the turn holder calls trim_memory() at most every
+    `trim_every_s` seconds and whenever the last call ends.
 
 Queues live only while they have work: a MicroBatcher retires (removes itself from its
 Queues) once it is empty, and Queues holds at most `max_queues` of them; beyond that a job
-runs unmerged. Nothing is kept per distinct option set once its requests are answered.
+runs unmerged.
 """
 
 from __future__ import annotations
@@ -274,9 +269,7 @@ class Scheduler:
         big = call.cost > self.big_cost
         await self._admit(big, call)
         try:
-            if not call.wanted:
-                self.stats.dropped += 1
-                raise Dropped("every request of this call has gone")
+            self._check(call)
             self.stats.calls += 1
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.executor, self._in_thread, call)

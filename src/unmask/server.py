@@ -25,16 +25,12 @@ In the routes:
   504  no answer within `timeout_s` of the body's arrival (the work is dropped).
 
 Scheduling (unmask.scheduling): concurrent small requests for the same task and options are
-merged into one pipeline call (micro-batching: up to `max_batch` texts, waiting up to
-`wait_ms`); costlier ones run as calls of their own; calls take turns on the model at every
-batch boundary, small calls first but large ones `large_share` of the time while both wait,
-so a small request is not stuck behind a large one and a large one is not starved by small
-ones. Work for a client that hung up, or timed out, is dropped at the next batch boundary.
-Queues exist only while they have work (at most `max_queues`). Memory stays flat: the heap
-is trimmed (malloc_trim) at most once a second and when the server goes idle, and
-`unmask serve` caps torch's oneDNN caches (bound_native_caches) before loading the models.
-Shutdown is graceful: uvicorn stops accepting, in-flight requests finish (30 s), then
-unfinished work is dropped.
+merged into one pipeline call (up to `max_batch` texts, waiting up to `wait_ms`); calls take
+turns on the model at every batch boundary, large ones getting `large_share` of the time while
+small ones wait too; work for a client that hung up or timed out is dropped at the next
+boundary; at most `max_queues` queues live at once. `unmask serve` caps torch's oneDNN caches
+(bound_native_caches) before loading the models. Shutdown is graceful: uvicorn stops
+accepting, in-flight requests finish (30 s), then unfinished work is dropped.
 """
 
 from __future__ import annotations
@@ -63,10 +59,9 @@ from unmask.scheduling import Job, Queues, Scheduler
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 CONFIG_ENV = "UNMASK_SERVE_CONFIG"  # how `--workers N` hands the settings to each process
-# oneDNN's primitive cache and ideep's (torch's oneDNN layer) cache keep up to 1,024 entries
-# each by default, and the unpadded layout gives every batch a new token count, so each
-# batch adds new entries (~1 MB per cached shape measured) until both are full: hundreds of
-# MB. 16 keeps the reuse within a batch (the same shapes in every layer); a miss costs ~1 ms.
+# oneDNN's and ideep's (torch's oneDNN layer) caches keep up to 1,024 entries each by default,
+# and the unpadded layout gives every batch a new token count, so they fill up to hundreds of
+# MB (benchmarks/RESULTS.md). 16 keeps the reuse within a batch (the same shapes in every layer).
 NATIVE_CACHES = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "16", "LRU_CACHE_CAPACITY": "16"}
 
 
@@ -210,11 +205,9 @@ def cost_zero_shot(pipe: Pipeline, texts: list[str], candidate_labels: list[str]
             raise ValueError(f"the hypothesis for label {label[:40]!r} is {h} tokens: it leaves "
                              f"no room for text in the model's {L}-token windows (overlap "
                              f"{pipe.stride}); shorten the label or the template")
-    total = 0
-    for t in map(len, _ids(pipe, texts)):
-        for h in hyps:  # the pair is [CLS] text [SEP] hypothesis [SEP]; only the text is cut
-            total += _windows(t + h - 1, L, pipe.stride, specials=h + 1) * min(t + h - 1, L)
-    return total
+    # the pair is [CLS] text [SEP] hypothesis [SEP]; only the text is cut
+    return sum(_windows(t + h - 1, L, pipe.stride, specials=h + 1) * min(t + h - 1, L)
+               for t in map(len, _ids(pipe, texts)) for h in hyps)
 
 
 def cost_answer(pipe: Pipeline, pairs: list[tuple[str, str]]) -> int:
@@ -224,10 +217,8 @@ def cost_answer(pipe: Pipeline, pairs: list[tuple[str, str]]) -> int:
     total = 0
     for q, c in zip(questions, contexts):
         n = len(q) + len(c) - 1
-        if L - len(q) - 1 < 2:  # no room for context: the pipeline refuses it (400)
-            total += n
-            continue
-        total += _windows(n, L, 128, specials=len(q) + 1) * min(n, L)
+        room = L - len(q) - 1  # under 2: no room for context, the pipeline refuses it (400)
+        total += n if room < 2 else _windows(n, L, 128, specials=len(q) + 1) * min(n, L)
     return total
 
 
@@ -362,14 +353,10 @@ class Door:
         except TimeoutError:
             return await _send_json(send, 408, f"the request body did not arrive within "
                                     f"{self.body_timeout:g} s", close=True)
-        body, replayed = b"".join(chunks), False
+        first = iter([{"type": "http.request", "body": b"".join(chunks), "more_body": False}])
 
         async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: waits for the disconnect
+            return next(first, None) or await receive()  # after the body: waits to disconnect
 
         await self.app(scope, replay, send)
 
@@ -530,24 +517,25 @@ def create_app(pipelines: dict[str, Pipeline], *, max_texts: int = 64, max_chars
         check(texts)
         return texts, isinstance(inputs, str)
 
-    async def per_text(request: Request, task: str, inputs: Texts, options: dict,
-                       call: Callable) -> Any:
-        texts, single = texts_of(inputs)
-        out = await run(request, task, texts, options, call)
+    async def per_text(request: Request, task: str, req: BaseModel,
+                       call: Callable | None = None) -> Any:
+        """The routes with `inputs` texts: the body's other fields are the pipeline's options."""
+        options = req.model_dump(exclude={"inputs"})
+        texts, single = texts_of(req.inputs)
+        out = await run(request, task, texts, options, call or (lambda p, xs: p(xs, **options)))
         return out[0] if single else out
 
     @app.post("/fill")
     async def fill(req: FillRequest, request: Request) -> Any:
-        opts = req.model_dump(exclude={"inputs"})
-        return await per_text(request, "fill-mask", req.inputs, opts, lambda p, xs: p(xs, **opts))
+        return await per_text(request, "fill-mask", req)
 
     @app.post("/score")
     async def score(req: TextsRequest, request: Request) -> Any:
-        return await per_text(request, "score", req.inputs, {}, lambda p, xs: p(xs))
+        return await per_text(request, "score", req)
 
     @app.post("/embed")
     async def embed(req: TextsRequest, request: Request) -> Any:
-        return await per_text(request, "embed", req.inputs, {}, lambda p, xs: p(xs).tolist())
+        return await per_text(request, "embed", req, lambda p, xs: p(xs).tolist())
 
     @app.post("/similarity")
     async def similarity(req: SimilarityRequest, request: Request) -> Any:
@@ -561,18 +549,15 @@ def create_app(pipelines: dict[str, Pipeline], *, max_texts: int = 64, max_chars
 
     @app.post("/classify")
     async def classify(req: ClassifyRequest, request: Request) -> Any:
-        return await per_text(request, "classify", req.inputs, {"top_k": req.top_k},
-                              lambda p, xs: p(xs, top_k=req.top_k))
+        return await per_text(request, "classify", req)
 
     @app.post("/zero-shot")
     async def zero_shot(req: ZeroShotRequest, request: Request) -> Any:
-        opts = req.model_dump(exclude={"inputs"})
-        return await per_text(request, "zero-shot", req.inputs, opts, lambda p, xs: p(xs, **opts))
+        return await per_text(request, "zero-shot", req)
 
     @app.post("/ner")
     async def ner(req: NerRequest, request: Request) -> Any:
-        return await per_text(request, "ner", req.inputs, {"aggregation": req.aggregation},
-                              lambda p, xs: p(xs, aggregation=req.aggregation))
+        return await per_text(request, "ner", req)
 
     @app.post("/answer")
     async def answer(req: AnswerRequest, request: Request) -> Any:
@@ -628,8 +613,7 @@ def serve_workers(workers: int, host: str, port: int, model: str | None,
 
     bound_native_caches()  # the worker processes inherit the environment
     # Load once here, so a bad checkpoint fails with one clear line instead of in every worker.
-    probe = load_pipelines(model, tasks, per_task, **load)
-    del probe
+    load_pipelines(model, tasks, per_task, **load)
     gc.collect()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     config = {"model": model, "tasks": tasks, "per_task": per_task, "load": load, "app": app,

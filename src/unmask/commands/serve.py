@@ -11,6 +11,7 @@ TASK_FLAGS = ("fill-mask", "score", "embed", "similarity", "classify", "zero-sho
 
 
 def cmd_serve(args) -> int:
+    from unmask.hardware import threads_from_env
     from unmask.server import (
         bound_native_caches,
         create_app,
@@ -21,8 +22,7 @@ def cmd_serve(args) -> int:
     )
 
     bound_native_caches()  # before any model runs: they read the environment once
-    per_task = {t: getattr(args, t.replace("-", "_")) for t in TASK_FLAGS
-                if getattr(args, t.replace("-", "_"))}
+    per_task = {t: path for t in TASK_FLAGS if (path := getattr(args, t.replace("-", "_")))}
     load = {"batch_tokens": args.batch_tokens, "dtype": args.dtype, "quantize": args.quantize}
     limits = {"max_texts": args.max_texts, "max_chars": args.max_chars,
               "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
@@ -31,11 +31,10 @@ def cmd_serve(args) -> int:
               "large_share": args.large_share,
               "allowed_hosts": args.allowed_hosts or default_hosts(args.host)}
     if args.workers > 1:
-        threads = getattr(args, "threads", None) or os.environ.get("UNMASK_THREADS")
         print(f"serving on http://{args.host}:{args.port} with {args.workers} worker processes "
               f"(docs at /docs)")
         serve_workers(args.workers, args.host, args.port, args.model, args.tasks, per_task,
-                      load, limits, threads=int(threads) if threads else None)
+                      load, limits, threads=getattr(args, "threads", None) or threads_from_env())
         return 0
     pipes = load_pipelines(args.model, args.tasks, per_task, **load)
     print(f"serving {', '.join(sorted(pipes))} on http://{args.host}:{args.port} "
