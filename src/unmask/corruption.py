@@ -641,8 +641,7 @@ class MLMCorruption:
             u = _uniform(_hash(_row_keys(self.seed, _ELECTRA, sid)[b], pos[b, t]))
             target = torch.from_numpy(u).to(cdf) * cdf[:, -1]  # scale: float sums miss 1
             drawn = torch.searchsorted(cdf, target[:, None]).squeeze(1)
-            drawn = drawn.clamp_(max=logits.shape[-1] - 1).cpu().numpy()
-            fake[b, t] = drawn
+            fake[b, t] = drawn.clamp_(max=logits.shape[-1] - 1).cpu().numpy()
         return self._tensors(fake, fake != originals, input_ids)
 
 
