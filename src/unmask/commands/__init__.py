@@ -1,17 +1,13 @@
 """Subcommands of `unmask`: each module defines `register(subparsers)` (see unmask.cli).
 
-Also the argparse types that every command's numeric flags share, so that a value which means
-nothing stops at the door as one argparse line (exit code 2) naming the flag and the range:
+Also the argparse types of every command's numeric flags, so that a value which means nothing
+stops at the door as one argparse line (exit code 2) naming the flag and the range:
 
     unmask finetune ner: error: argument --batch-size: 0 is out of range: give an integer >= 1
 
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--mask-rate", type=real(0, 1, low_open=True, high_open=True), default=0.3)
-
 Integers are capped at 2**63 - 1 (what torch and numpy index with) unless a flag says less, so a
-40-digit value is refused here, not by an OverflowError deep inside. Reals must be finite
-(`nan`, `inf`, `1e309` are refused). This module imports only the standard library: it runs
-whenever the parser is built, `unmask --help` included.
+40-digit value is refused here, not by an OverflowError deep inside; reals must be finite. This
+module imports only the standard library: it runs whenever the parser is built.
 """
 
 from __future__ import annotations
@@ -19,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
 
 INT_MAX = 2**63 - 1
 
@@ -41,50 +38,41 @@ def _range(low: float | None, high: float | None, low_open: bool, high_open: boo
     return what if integers else "a finite number"
 
 
-def _out_of_range(text: str, allowed: str) -> argparse.ArgumentTypeError:
-    return argparse.ArgumentTypeError(f"{_shown(text)} is out of range: give {allowed}")
+def _number(integers: bool, low: float | None, high: float | None, low_open: bool = False,
+            high_open: bool = False) -> Callable[[str], Any]:
+    """An argparse type: an int (integers) or a finite float between low and high."""
+    allowed = _range(low, high, low_open, high_open, integers)
+
+    def parse(text: str):
+        try:
+            value = int(text) if integers else float(text)
+        except ValueError:  # also what int() says past 4300 digits
+            raise argparse.ArgumentTypeError(
+                f"{_shown(text)} is not {'an integer' if integers else 'a number'}") from None
+        if integers and value > INT_MAX:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is too large: give {allowed}, "
+                                             "at most 2**63 - 1")
+        if not integers and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a finite number: give "
+                                             f"{allowed}")
+        if ((low is not None and (value <= low if low_open else value < low))
+                or (high is not None and (value >= high if high_open else value > high))):
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is out of range: give {allowed}")
+        return value
+
+    parse.__name__ = "int" if integers else "float"  # argparse names the type in its messages
+    return parse
 
 
 def integer(low: int | None = None, high: int = INT_MAX) -> Callable[[str], int]:
     """An argparse type: an int in [low, high] (low None: no lower bound)."""
-    allowed = _range(low, None if high == INT_MAX else high, False, False, integers=True)
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:  # also what int() says past 4300 digits
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is not an integer") from None
-        if value > INT_MAX:
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is too large: give {allowed}, "
-                                             "at most 2**63 - 1")
-        if (low is not None and value < low) or value > high:
-            raise _out_of_range(text, allowed)
-        return value
-
-    parse.__name__ = "int"  # argparse names the type in its own messages
-    return parse
+    return _number(True, low, None if high == INT_MAX else high)
 
 
 def real(low: float | None = None, high: float | None = None, *, low_open: bool = False,
          high_open: bool = False) -> Callable[[str], float]:
     """An argparse type: a finite float between low and high (open ends with *_open)."""
-    allowed = _range(low, high, low_open, high_open, integers=False)
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a finite number: give "
-                                             f"{allowed}")
-        if ((low is not None and (value <= low if low_open else value < low))
-                or (high is not None and (value >= high if high_open else value > high))):
-            raise _out_of_range(text, allowed)
-        return value
-
-    parse.__name__ = "float"
-    return parse
+    return _number(False, low, high, low_open, high_open)
 
 
 positive_int = integer(1)
@@ -115,5 +103,5 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
                    help="permit a checkpoint with only pytorch_model.bin (read as tensors only)")
 
 
-__all__ = ["INT_MAX", "add_source_arguments", "finite_float", "fraction_or_count", "integer", "non_negative_int",
-           "positive_int", "real"]
+__all__ = ["INT_MAX", "add_source_arguments", "finite_float", "fraction_or_count", "integer",
+           "non_negative_int", "positive_int", "real"]

@@ -107,8 +107,7 @@ def cmd_demo(args) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     print_fill_mask(Path(args.out) / "model")
-    baseline = result.get("baseline")
-    ev = result.get("eval")
+    ev, baseline = result.get("eval"), result.get("baseline")
     if ev and baseline:
         print(f"\nvalidation loss {ev['loss']:.3f} vs {baseline:.3f} for unigram counts; loss "
               f"curve: {Path(args.out) / 'loss.png'}")

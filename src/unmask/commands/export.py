@@ -27,5 +27,6 @@ def register(sub) -> None:
     q.add_argument("--out", "-o", required=True, help="output directory")
     q.add_argument("--int8", action="store_true",
                    help="also write model.int8.onnx (ONNX Runtime dynamic int8; needs onnxruntime)")
-    q.add_argument("--opset", type=integer(7, 30), default=17, help="ONNX opset (default %(default)s)")
+    q.add_argument("--opset", type=integer(7, 30), default=17,
+                   help="ONNX opset (default %(default)s)")
     q.set_defaults(func=cmd_onnx)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from unmask.commands import add_source_arguments, non_negative_int, positive_int, real
 
@@ -43,12 +42,9 @@ def _task(args, model: str):
     kwargs = {"max_length": args.max_length, "batch_size": args.batch_size,
               "batch_tokens": args.batch_tokens, "revision": args.revision,
               "allow_pickle": args.allow_pickle}
-    if args.task == "classify" and args.regression:
-        kwargs["regression"] = True
-    if args.task == "qa":
-        kwargs["stride"] = args.stride
-    if args.task == "similarity":
-        kwargs["max_score"] = args.max_score
+    for name in ("regression", "stride", "max_score"):  # the flags of one task (see _common)
+        if getattr(args, name, None) is not None:
+            kwargs[name] = getattr(args, name)
     task = TASKS[args.task](model, **kwargs)
     # Before any file is read: rows must hold some text besides the tokenizer's specials
     # (a QA row holds a question and a context; similarity and NER rows hold one text).
@@ -109,19 +105,6 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _guarded(fn):
-    def run(args) -> int:
-        from unmask.tasks import DataError
-
-        try:
-            return fn(args)
-        except (DataError, FileNotFoundError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-
-    return run
-
-
 def _common(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--model", required=True,
                    help="checkpoint directory (Hugging Face or unmask) or hub id")
@@ -133,7 +116,7 @@ def _common(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--batch-tokens", type=positive_int, default=8192,
                    help="padded tokens per batch at most (default 8192)")
     if task == "classify":
-        p.add_argument("--regression", action="store_true",
+        p.add_argument("--regression", action="store_true", default=None,
                        help="labels are scores (default: detected from the training labels)")
     if task == "qa":
         p.add_argument("--stride", type=non_negative_int, default=128,
@@ -161,8 +144,8 @@ def register(sub) -> None:
                        help="batches of random rows (as the transformers Trainer) instead of "
                             "rows of similar length (less padding, faster)")
         add_arguments(p, **{**FINETUNING, "lr": lr, "epochs": epochs, "out": None})
-        p.set_defaults(func=_guarded(cmd_finetune))
+        p.set_defaults(func=cmd_finetune)
         e = ev_sub.add_parser(task, help=HELP[task])
         _common(e, task)
         e.add_argument("--data", required=True, help="labelled file to score")
-        e.set_defaults(func=_guarded(cmd_evaluate))
+        e.set_defaults(func=cmd_evaluate)

@@ -15,6 +15,7 @@ from unmask.commands import add_source_arguments, non_negative_int, positive_int
 
 
 def cmd_glue(args) -> int:
+    from unmask.checkpoints import resolve
     from unmask.tasks.glue import TASKS
     from unmask.tasks.glue_run import parse_overrides, run_glue
 
@@ -24,10 +25,6 @@ def cmd_glue(args) -> int:
     settings = parse_overrides(args.set or "", tuple(TASKS))
     if args.epochs is not None:
         settings = {name: {"epochs": args.epochs, **s} for name, s in settings.items()}
-    if args.seeds < 1:
-        raise ValueError(f"--seeds {args.seeds}: give 1 or more")
-    from unmask.checkpoints import resolve
-
     model = resolve(args.model, args.revision, args.allow_pickle)
     result = run_glue(model, args.data, args.out, tasks=tasks, seeds=args.seeds,
                       minutes_per_task=args.minutes_per_task or 0.0, settings=settings,
@@ -58,8 +55,10 @@ def register(sub) -> None:
     budget.add_argument("--minutes-per-task", type=real(0, low_open=True),
                         help="training time per task and seed; the schedule is planned to fit "
                              "it (at most the recipe's 3 epochs)")
-    budget.add_argument("--epochs", type=real(0, low_open=True), help="epochs for every task (default 3)")
-    p.add_argument("--seeds", type=positive_int, default=1, help="seeds 0..N-1 per task (default 1)")
+    budget.add_argument("--epochs", type=real(0, low_open=True),
+                        help="epochs for every task (default 3)")
+    p.add_argument("--seeds", type=positive_int, default=1,
+                   help="seeds 0..N-1 per task (default 1)")
     p.add_argument("--set", help="recipe overrides: task.key=value or key=value for all, "
                                  "comma-separated (e.g. rte.lr=3e-5,cola.epochs=5,batch_size=16;"
                                  " keys: lr, epochs, batch_size, warmup_ratio, max_length, ...)")

@@ -75,20 +75,18 @@ def cmd_info(args) -> int:
     from unmask import info
 
     if args.table:
-        rows = info.table()
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        else:
-            _print_table(rows)
-        return 0
-    if not args.model:
+        result, show = info.table(), _print_table
+    elif not args.model:
         raise SystemExit("error: give a MODEL (directory, hub id or config.json), or --table")
-    d = info.describe(args.model, batch=args.batch, length=args.length, train=args.train,
-                      revision=args.revision, allow_pickle=args.allow_pickle)
-    if args.json:
-        print(json.dumps(d, indent=2))
     else:
-        _print_model(d)
+        result = info.describe(args.model, batch=args.batch, length=args.length,
+                               train=args.train, revision=args.revision,
+                               allow_pickle=args.allow_pickle)
+        show = _print_model
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        show(result)
     return 0
 
 
@@ -98,7 +96,8 @@ def register(sub) -> None:
     p.add_argument("--table", action="store_true",
                    help="DistilBERT, BERT-base/large, RoBERTa-base, DeBERTa-v3-large, XLM-R-XL "
                         "from their configs")
-    p.add_argument("--batch", type=positive_int, default=8, help="activation memory for this batch size")
+    p.add_argument("--batch", type=positive_int, default=8,
+                   help="activation memory for this batch size")
     p.add_argument("--length", type=positive_int, default=128, help="... and this sequence length")
     p.add_argument("--train", action="store_true", help="also measure forward + backward")
     add_source_arguments(p)

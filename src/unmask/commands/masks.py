@@ -76,9 +76,7 @@ def _mask_from_args(args) -> tuple[object, list[str] | None]:
             raise ValueError(f"--pad {args.pad} leaves no real token in {n} positions")
         import torch
 
-        attention_mask = torch.ones(1, n, dtype=torch.long)
-        attention_mask[:, n - args.pad:] = 0
-        mask = mask & masks.padding(attention_mask)
+        mask = mask & masks.padding(torch.arange(n)[None] < n - args.pad)  # (1, n), True = token
     return mask, labels
 
 
@@ -96,7 +94,8 @@ def cmd_masks_show(args) -> int:
 def register(sub) -> None:
     masks_cmd = sub.add_parser("masks", help="attention masks: print and draw them")
     masks_sub = masks_cmd.add_subparsers(dest="masks_command", required=True)
-    show = masks_sub.add_parser("show", help="print a mask as rows of 0 and -inf; --png saves a picture")
+    show = masks_sub.add_parser("show",
+                                help="print a mask as rows of 0 and -inf; --png saves a picture")
     show.add_argument("kind", choices=KINDS)
     show.add_argument("--length", "-n", type=positive_int, default=None,
                       help="number of positions")

@@ -180,6 +180,16 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def _corpus_arguments(p) -> None:
+    """The flags of `unmask prepare` that `unmask pretrain --corpus` takes too."""
+    p.add_argument("--vocab-size", type=vocab_size, default=DEFAULT_VOCAB,
+                   help="size of the trained tokenizer's vocabulary")
+    p.add_argument("--documents", choices=("file", "blank_line"), default="file",
+                   help="one document per file, or per blank-line-separated block")
+    p.add_argument("--validation", type=fraction_or_count, default=0.02,
+                   help="validation documents: fraction (<1) or count")
+
+
 def add_training_arguments(p) -> None:
     """The flags of `unmask pretrain` (the demo reuses them)."""
     from unmask.config import PRESETS
@@ -191,12 +201,7 @@ def add_training_arguments(p) -> None:
                       "into OUT/data first (default: Python docstrings)")
     data.add_argument("--tokenizer", help="tokenizer.json / checkpoint dir for --corpus "
                       "(default: train a WordPiece tokenizer)")
-    data.add_argument("--vocab-size", type=vocab_size, default=DEFAULT_VOCAB,
-                      help="size of the trained tokenizer's vocabulary")
-    data.add_argument("--documents", choices=("file", "blank_line"), default="file",
-                      help="one document per file, or per blank-line-separated block")
-    data.add_argument("--validation", type=fraction_or_count, default=0.02,
-                      help="validation documents: fraction (<1) or count")
+    _corpus_arguments(data)
     data.add_argument("--corpus-chars", type=positive_int, default=5_000_000,
                       help="size of the default docstring corpus")
     data.add_argument("--reuse-data", action="store_true",
@@ -238,16 +243,12 @@ def register(sub) -> None:
     prep.add_argument("--train-tokenizer", action="store_true",
                       help="train a WordPiece tokenizer on the corpus (default without "
                       "--tokenizer)")
-    prep.add_argument("--vocab-size", type=vocab_size, default=DEFAULT_VOCAB,
-                      help="size of the trained tokenizer's vocabulary")
+    _corpus_arguments(prep)
     prep.add_argument("--cased", action="store_true", help="trained tokenizer keeps case")
-    prep.add_argument("--documents", choices=("file", "blank_line"), default="file",
-                      help="one document per file, or per blank-line-separated block")
     prep.add_argument("--text-field", default="text", help="the text field of .jsonl records")
-    prep.add_argument("--validation", type=fraction_or_count, default=0.02,
-                      help="validation documents: fraction (<1) or count")
     prep.add_argument("--seq-len", type=seq_len, default=128, help="for the packing report")
-    prep.add_argument("--seed", type=non_negative_int, default=0, help="validation split and shard order")
+    prep.add_argument("--seed", type=non_negative_int, default=0,
+                      help="validation split and shard order")
     prep.add_argument("--overwrite", action="store_true",
                       help="replace the shards already in --out")
     prep.set_defaults(func=cmd_prepare)

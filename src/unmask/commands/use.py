@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from contextlib import contextmanager
 
 from unmask.commands import add_source_arguments, positive_int
@@ -75,30 +76,26 @@ def _pipeline(task: str, args):
         try:
             yield pipeline(task, args.model, batch_tokens=args.batch_tokens, dtype=args.dtype,
                            quantize=args.quantize, device=args.device, progress=progress,
-                           revision=args.revision, allow_pickle=args.allow_pickle,
-                           **getattr(args, "pipeline_options", {}))
+                           revision=args.revision, allow_pickle=args.allow_pickle)
         except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
             raise SystemExit(f"error: {err}") from None
 
 
-def _print(args, result, table) -> int:
-    """JSON with --json, else the rich table built by table()."""
+def _print(args, result, title: str, columns: tuple[str, ...], rows: Iterable) -> int:
+    """JSON with --json, else a rich table of rows (string tuples, read only for the table)."""
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
     from rich.console import Console
-
-    Console().print(table())
-    return 0
-
-
-def _table(title: str, *columns: str):
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left")
     for c in columns:
-        t.add_column(c, overflow="fold")
-    return t
+        table.add_column(c, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    return 0
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -109,22 +106,21 @@ def cmd_fill(args) -> int:
         out = fill(texts, top_k=args.top_k, targets=args.targets, joint=args.joint,
                    beam_size=args.beam_size)
 
-    def table():
-        t = _table("fill-mask", "text", "mask", "rank", "token", "score", "sequence")
+    def rows():
         for text, res in zip(texts, out):
             if args.joint:
                 for r, s in enumerate(res, 1):
-                    t.add_row(text, "all", str(r), " ".join(s["token_strs"]),
-                              f"PLL {s['pll']:.2f}", s["sequence"])
+                    yield (text, "all", str(r), " ".join(s["token_strs"]), f"PLL {s['pll']:.2f}",
+                           s["sequence"])
                 continue
             per_mask = [res] if res and isinstance(res[0], dict) else res
             for m, props in enumerate(per_mask):
                 for r, p in enumerate(props, 1):
-                    t.add_row(text if m == 0 and r == 1 else "", str(m), str(r), p["token_str"],
-                              f"{p['score']:.4f}", p["sequence"])
-        return t
+                    yield (text if m == 0 and r == 1 else "", str(m), str(r), p["token_str"],
+                           f"{p['score']:.4f}", p["sequence"])
 
-    return _print(args, out, table)
+    return _print(args, out, "fill-mask",
+                  ("text", "mask", "rank", "token", "score", "sequence"), rows())
 
 
 def cmd_score(args) -> int:
@@ -132,13 +128,10 @@ def cmd_score(args) -> int:
     with _pipeline("score", args) as score:
         out = score(texts)
 
-    def table():
-        t = _table("pseudo-log-likelihood", "text", "tokens", "PLL", "pseudo-perplexity")
-        for r in out:
-            t.add_row(r["sequence"], str(len(r["tokens"])), f"{r['pll']:.3f}", f"{r['pppl']:.2f}")
-        return t
-
-    return _print(args, out, table)
+    rows = ((r["sequence"], str(len(r["tokens"])), f"{r['pll']:.3f}", f"{r['pppl']:.2f}")
+            for r in out)
+    return _print(args, out, "pseudo-log-likelihood",
+                  ("text", "tokens", "PLL", "pseudo-perplexity"), rows)
 
 
 def cmd_embed(args) -> int:
@@ -152,13 +145,10 @@ def cmd_embed(args) -> int:
         print(f"saved {tuple(vectors.shape)} float32 array to {args.output}", file=sys.stderr)
     out = [{"text": t, "embedding": v} for t, v in zip(texts, vectors.tolist())]
 
-    def table():
-        t = _table(f"embeddings ({vectors.shape[1]} dimensions)", "text", "norm", "first values")
-        for text, v in zip(texts, vectors):
-            t.add_row(text, f"{v.norm():.4f}", " ".join(f"{x:+.3f}" for x in v[:6].tolist()) + " ...")
-        return t
-
-    return _print(args, out, table)
+    rows = ((text, f"{v.norm():.4f}", " ".join(f"{x:+.3f}" for x in v[:6].tolist()) + " ...")
+            for text, v in zip(texts, vectors))
+    return _print(args, out, f"embeddings ({vectors.shape[1]} dimensions)",
+                  ("text", "norm", "first values"), rows)
 
 
 def cmd_similarity(args) -> int:
@@ -167,13 +157,10 @@ def cmd_similarity(args) -> int:
         sims = similarity(texts)
     out = {"texts": texts, "similarity": sims.tolist()}
 
-    def table():
-        t = _table("cosine similarity", "", *[str(i) for i in range(len(texts))])
-        for i, (text, row) in enumerate(zip(texts, sims.tolist())):
-            t.add_row(f"{i}: {text}", *[f"{x:.3f}" for x in row])
-        return t
-
-    return _print(args, out, table)
+    rows = ((f"{i}: {text}", *[f"{x:.3f}" for x in row])
+            for i, (text, row) in enumerate(zip(texts, sims.tolist())))
+    return _print(args, out, "cosine similarity", ("", *[str(i) for i in range(len(texts))]),
+                  rows)
 
 
 def cmd_classify(args) -> int:
@@ -182,20 +169,15 @@ def cmd_classify(args) -> int:
         with _pipeline("zero-shot", args) as zero_shot:
             out = zero_shot(texts, candidate_labels=args.labels,
                             hypothesis_template=args.template, multi_label=args.multi_label)
-        rows = [(r["sequence"], list(zip(r["labels"], r["scores"]))[: args.top_k]) for r in out]
+        ranked = [(r["sequence"], list(zip(r["labels"], r["scores"]))[: args.top_k]) for r in out]
     else:
         with _pipeline("classify", args) as classify:
             out = classify(texts, top_k=args.top_k)
-        rows = [(text, [(x["label"], x["score"]) for x in r]) for text, r in zip(texts, out)]
+        ranked = [(text, [(x["label"], x["score"]) for x in r]) for text, r in zip(texts, out)]
 
-    def table():
-        t = _table("classification", "text", "label", "score")
-        for text, labels in rows:
-            for i, (label, score) in enumerate(labels):
-                t.add_row(text if i == 0 else "", label, f"{score:.4f}")
-        return t
-
-    return _print(args, out, table)
+    rows = ((text if i == 0 else "", label, f"{score:.4f}")
+            for text, labels in ranked for i, (label, score) in enumerate(labels))
+    return _print(args, out, "classification", ("text", "label", "score"), rows)
 
 
 def cmd_ner(args) -> int:
@@ -203,17 +185,16 @@ def cmd_ner(args) -> int:
     with _pipeline("ner", args) as ner:
         out = ner(texts, aggregation=args.aggregation)
 
-    def table():
-        t = _table("entities", "text", "entity", "word", "start", "end", "score")
+    def rows():
         for text, ents in zip(texts, out):
             for i, e in enumerate(ents):
-                t.add_row(text if i == 0 else "", e.get("entity_group", e.get("entity")),
-                          e["word"], str(e["start"]), str(e["end"]), f"{e['score']:.4f}")
+                yield (text if i == 0 else "", e.get("entity_group", e.get("entity")),
+                       e["word"], str(e["start"]), str(e["end"]), f"{e['score']:.4f}")
             if not ents:
-                t.add_row(text, "(none)", "", "", "", "")
-        return t
+                yield (text, "(none)", "", "", "", "")
 
-    return _print(args, out, table)
+    return _print(args, out, "entities", ("text", "entity", "word", "start", "end", "score"),
+                  rows())
 
 
 def cmd_answer(args) -> int:
@@ -222,15 +203,11 @@ def cmd_answer(args) -> int:
         out = answer([args.question] * len(contexts), contexts, top_k=args.top_k)
     out = [o if isinstance(o, list) else [o] for o in out]
 
-    def table():
-        t = _table(f"answers to: {args.question}", "context", "answer", "score", "start", "end")
-        for context, answers in zip(contexts, out):
-            for i, a in enumerate(answers):
-                t.add_row(context[:80] if i == 0 else "", a["answer"], f"{a['score']:.4f}",
-                          str(a["start"]), str(a["end"]))
-        return t
-
-    return _print(args, out, table)
+    rows = ((context[:80] if i == 0 else "", a["answer"], f"{a['score']:.4f}", str(a["start"]),
+             str(a["end"]))
+            for context, answers in zip(contexts, out) for i, a in enumerate(answers))
+    return _print(args, out, f"answers to: {args.question}",
+                  ("context", "answer", "score", "start", "end"), rows)
 
 
 def cmd_attention(args) -> int:
@@ -263,73 +240,63 @@ def cmd_attention(args) -> int:
 
 # --- argument parsing --------------------------------------------------------------------------
 
-def _common(p, texts_help: str = "texts (else --file, else stdin, one per line)") -> None:
+def _command(sub, name: str, summary: str, func, pipeline: bool = True,
+             texts_help: str = "texts (else --file, else stdin, one per line)"):
+    """The parser of one command: its texts and --model, and a pipeline's options."""
+    p = sub.add_parser(name, help=summary)
+    p.set_defaults(func=func)
     p.add_argument("texts", nargs="*", help=texts_help)
     p.add_argument("--model", "-m", default=os.environ.get("UNMASK_MODEL"),
                    help="checkpoint directory or hub id (default $UNMASK_MODEL)")
     add_source_arguments(p)
     p.add_argument("--file", "-f", help="read texts from this file, one per line")
+    if not pipeline:
+        return p
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--batch-tokens", type=positive_int, default=8192, help="padded tokens per batch")
+    p.add_argument("--batch-tokens", type=positive_int, default=8192,
+                   help="padded tokens per batch")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "int8"), default="auto",
                    help="auto (default): float32 on CPUs (exact), bfloat16 on GPUs that have "
                         "it; bfloat16: fast only where the CPU has AVX-512 BF16 / AMX; int8: "
                         "CPU, faster, approximate")
     p.add_argument("--quantize", action="store_true", help="the same as --dtype int8")
     p.add_argument("--device", default="cpu")
+    return p
 
 
 def register(sub) -> None:
-    p = sub.add_parser("fill", help="predict [MASK] tokens")
-    _common(p)
+    p = _command(sub, "fill", "predict [MASK] tokens", cmd_fill)
     p.add_argument("--top-k", "-k", type=positive_int, default=5)
     p.add_argument("--targets", nargs="+", help="only score these words")
     p.add_argument("--joint", action="store_true",
                    help="fill all masks together (beam search), whole sentences with their PLL")
     p.add_argument("--beam-size", type=positive_int, default=5)
-    p.set_defaults(func=cmd_fill)
 
-    p = sub.add_parser("score", help="pseudo-log-likelihood of sentences under an MLM")
-    _common(p)
-    p.set_defaults(func=cmd_score)
+    _command(sub, "score", "pseudo-log-likelihood of sentences under an MLM", cmd_score)
 
-    p = sub.add_parser("embed", help="sentence embeddings")
-    _common(p)
+    p = _command(sub, "embed", "sentence embeddings", cmd_embed)
     p.add_argument("--output", "-o", help="also save the (N, H) float32 array as .npy")
-    p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser("similarity", help="cosine similarity between texts (a matrix)")
-    _common(p)
-    p.set_defaults(func=cmd_similarity)
+    _command(sub, "similarity", "cosine similarity between texts (a matrix)", cmd_similarity)
 
-    p = sub.add_parser("classify", help="classify texts; --labels for zero-shot via NLI")
-    _common(p)
+    p = _command(sub, "classify", "classify texts; --labels for zero-shot via NLI", cmd_classify)
     p.add_argument("--top-k", "-k", type=positive_int, default=1)
     p.add_argument("--labels", nargs="+", help="zero-shot: candidate labels (NLI checkpoint)")
     p.add_argument("--template", default="This example is {}.", help="zero-shot hypothesis")
     p.add_argument("--multi-label", action="store_true", help="zero-shot: labels independent")
-    p.set_defaults(func=cmd_classify)
 
-    p = sub.add_parser("ner", help="named entities with character spans")
-    _common(p)
+    p = _command(sub, "ner", "named entities with character spans", cmd_ner)
     p.add_argument("--aggregation", "--aggregation-strategy", "-a", default="simple",
                    choices=("none", "simple", "first", "average", "max"),
                    help="how tokens become entities, as transformers' aggregation_strategy")
-    p.set_defaults(func=cmd_ner)
 
-    p = sub.add_parser("answer", help="extractive question answering over contexts")
-    _common(p, "contexts (else --file, else stdin, one per line)")
+    p = _command(sub, "answer", "extractive question answering over contexts", cmd_answer,
+                 texts_help="contexts (else --file, else stdin, one per line)")
     p.add_argument("--question", "-q", required=True)
     p.add_argument("--top-k", "-k", type=positive_int, default=1)
-    p.set_defaults(func=cmd_answer)
 
-    p = sub.add_parser("attention", help="save a picture of attention weights, per layer/head")
-    p.add_argument("texts", nargs="*", help="the sentence (else --file or stdin)")
-    p.add_argument("--model", "-m", default=os.environ.get("UNMASK_MODEL"),
-                   help="checkpoint directory or hub id (default $UNMASK_MODEL)")
-    add_source_arguments(p)
-    p.add_argument("--file", "-f")
+    p = _command(sub, "attention", "save a picture of attention weights, per layer/head",
+                 cmd_attention, pipeline=False, texts_help="the sentence (else --file or stdin)")
     p.add_argument("--layer", type=int, help="only this layer (default: all)")
     p.add_argument("--head", type=int, help="only this head (default: all)")
     p.add_argument("--png", default="attention.png", help="where to save (default %(default)s)")
-    p.set_defaults(func=cmd_attention)

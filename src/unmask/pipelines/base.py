@@ -2,24 +2,19 @@
 
 Axes: N rows (texts, or windows of texts), B rows in one batch, L their padded length.
 
-Throughput by design (see `run`): rows are sorted by length and cut into batches by a token
-budget (B x L <= batch_tokens), so a batch holds rows of similar length and little padding;
-the encoder runs on the unpadded layout (padding is removed before the first layer; attention
-runs in length groups, unmask.model.LengthGroups); on CPU its linear layers run as oneDNN fused
-linears (FusedLinear: bias and GELU inside the matmul); results go back in input order.
+`run` sorts rows by length and cuts them into batches by a token budget (B x L <=
+batch_tokens), so a batch holds little padding; the encoder runs on the unpadded layout
+(unmask.model.LengthGroups); on CPU its linear layers run as oneDNN fused linears (FusedLinear);
+results go back in input order.
 
-Precision (`dtype`), measured in benchmarks/RESULTS.md:
+Precision (`dtype`; speed and accuracy measured in benchmarks/RESULTS.md):
   "float32"   exact: the same numbers as transformers / sentence-transformers (1e-5).
-  "bfloat16"  bf16 weights and activations: about 2-3x faster where the hardware multiplies
-              bf16 natively (CPUs with AVX-512 BF16 or AMX, recent GPUs), cosine to float32
-              >= 0.999 on sentence embeddings. On a CPU without those instructions PyTorch
-              emulates it and it is about 5x SLOWER than float32: asking for it there warns.
-  "int8"      (CPU) dynamic quantisation of the encoder's linear layers (Int8Linear): int8
-              weights with one scale per output channel, activations quantised per call with
-              all 8 bits; heads (classifier, MLM decoder) stay float32. Faster than float32,
-              approximate (cosine to float32 on sentence embeddings: see RESULTS.md).
-  "auto"      (default) float32 on CPUs, exact unless the user opts into speed;
-              bfloat16 on GPUs that support it (their float32 matmuls are the slow path).
+  "bfloat16"  bf16 weights and activations: faster where the hardware multiplies bf16
+              natively (CPUs with AVX-512 BF16 or AMX, recent GPUs); elsewhere PyTorch emulates
+              it, much slower than float32, and asking for it warns.
+  "int8"      (CPU) dynamic quantisation of the encoder's linear layers (Int8Linear); heads
+              (classifier, MLM decoder) stay float32. Faster than float32, approximate.
+  "auto"      (default) float32 on CPUs; bfloat16 on GPUs that support it.
 quantize=True is the older spelling of dtype="int8".
 """
 
@@ -120,11 +115,10 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     Heads stay float32: they are small, or (the MLM decoder) tied to the embeddings and run
     only at the masked positions. Returns model.
     """
-    for name, module in list(model.named_modules()):
-        for child_name, child in list(module.named_children()):
-            full = f"{name}.{child_name}" if name else child_name
-            if isinstance(child, nn.Linear) and full.startswith("encoder."):
-                setattr(module, child_name, Int8Linear(child))
+    for module in list(model.encoder.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(module, name, Int8Linear(child))
     return model
 
 
@@ -193,9 +187,7 @@ def fuse_linears(model: nn.Module) -> nn.Module:
     """
     if not onednn_linear_works():
         return model
-    for name, module in list(model.named_modules()):
-        if not name.startswith("encoder"):
-            continue
+    for module in list(model.encoder.modules()):
         fused_act = (getattr(module, "gated", True) is False and
                      module.act is not _identity and isinstance(module.up, nn.Linear) and
                      model.config.activation in _FUSABLE)

@@ -43,13 +43,11 @@ class Classify(Pipeline):
             kind = "multi_label_classification" if self.model.num_labels == 1 else "single"
 
         def fn(batch: Batch) -> list[torch.Tensor]:
-            hidden = self.encode(batch)
-            logits = self.model.head(hidden, batch.attention_mask).float()  # (B, C)
+            logits = self.model.head(self.encode(batch), batch.attention_mask).float()  # (B, C)
             if raw or kind == "regression":
                 return list(logits.cpu())
-            if kind == "multi_label_classification":
-                return list(logits.sigmoid().cpu())
-            return list(logits.softmax(-1).cpu())
+            probs = logits.sigmoid() if kind == "multi_label_classification" else logits.softmax(-1)
+            return list(probs.cpu())
 
         rows = torch.stack(self.run(enc.input_ids, fn, enc.token_type_ids))  # (rows, C)
         total = torch.zeros(len(inputs), rows.shape[1]).index_add_(0, owner, rows)
@@ -101,9 +99,7 @@ class ZeroShot(Classify):
             scores = two.softmax(-1)[..., 1]  # (N, labels)
         else:
             scores = logits[..., self.entailment].softmax(-1)
-        out = []
-        for text, row in zip(texts, scores.tolist()):
-            order = sorted(range(len(labels)), key=lambda i: -row[i])
-            out.append({"sequence": text, "labels": [labels[i] for i in order],
-                        "scores": [row[i] for i in order]})
+        values, order = scores.sort(dim=-1, descending=True, stable=True)
+        out = [{"sequence": text, "labels": [labels[i] for i in idx], "scores": row}
+               for text, row, idx in zip(texts, values.tolist(), order.tolist())]
         return out[0] if single else out

@@ -65,19 +65,15 @@ class FillMask(Score):
         if isinstance(targets, str):
             targets = [targets]
         vocab = self.tokenizer.get_vocab()
-        ids = []
-        for word in targets:
-            i = vocab.get(word)
-            if i is None:
-                pieces = self.tokenizer.encode_batch([word], add_special_tokens=False,
-                                                     truncation=False, padding=False).input_ids[0]
-                if not pieces:
-                    continue
-                i = pieces[0]
-            ids.append(i)
+        ids = {vocab[word] for word in targets if word in vocab}
+        missing = [word for word in targets if word not in vocab]
+        if missing:
+            pieces = self.tokenizer.encode_batch(missing, add_special_tokens=False,
+                                                 truncation=False, padding=False).input_ids
+            ids.update(row[0] for row in pieces if row)
         if not ids:
             raise ValueError(f"none of the targets {list(targets)} has a token in the vocabulary")
-        return torch.tensor(sorted(set(ids)), dtype=torch.long)
+        return torch.tensor(sorted(ids), dtype=torch.long)
 
     def _probs(self, rows, positions, target_ids, k: int, log: bool = False):
         """Per row, per position: (values, token ids), the k best, over targets if given."""
@@ -90,40 +86,30 @@ class FillMask(Score):
             values, best = probs.topk(k, dim=-1)  # (N, k)
             if target_ids is not None:
                 best = target_ids.to(best.device)[best]
-            values, best = values.tolist(), best.tolist()
-            out, n = [], 0
-            for r in batch.index:
-                m = len(positions[r])
-                out.append(list(zip(values[n: n + m], best[n: n + m])))
-                n += m
-            return out
+            sizes = [len(positions[r]) for r in batch.index]
+            return [list(zip(v.tolist(), b.tolist()))
+                    for v, b in zip(values.cpu().split(sizes), best.cpu().split(sizes))]
 
         return self.run(rows, fn)
 
     def _independent(self, ids_list, masks, top_k, target_ids):
-        rows, positions, owner = [], [], []
+        jobs = []  # (row, its mask positions, text, their positions in the text)
         for t, (ids, where) in enumerate(zip(ids_list, masks)):
             if len(ids) <= self.max_length:
-                rows.append(list(ids))
-                positions.append(where)
-                owner.append((t, where))
+                jobs.append((list(ids), where, t, where))
             else:  # a long text: one window per mask, centred on it
                 for p in where:
                     row, q = centered_window(ids, p, self.max_length)
-                    rows.append(row)
-                    positions.append([q])
-                    owner.append((t, [p]))
+                    jobs.append((row, [q], t, [p]))
+        per_row = self._probs([j[0] for j in jobs], [j[1] for j in jobs], target_ids, top_k)
         found: list[dict[int, tuple]] = [{} for _ in ids_list]
-        for (t, where), per_mask in zip(owner, self._probs(rows, positions, target_ids, top_k)):
+        for (_, _, t, where), per_mask in zip(jobs, per_row):
             found[t].update(zip(where, per_mask))
         out = []
         for ids, where, per_text in zip(ids_list, masks, found):
             single = len(where) == 1
-            lists = []
-            for p in where:
-                values, best = per_text[p]
-                lists.append([self._proposal(ids, p, tok, v, single)
-                              for v, tok in zip(values, best)])
+            lists = [[self._proposal(ids, p, tok, v, single) for v, tok in zip(*per_text[p])]
+                     for p in where]
             out.append(lists[0] if single else lists)
         return out
 
@@ -138,22 +124,14 @@ class FillMask(Score):
     def _joint(self, ids, where, top_k, beam_size, target_ids):
         check_int("beam_size", beam_size)
         width = max(beam_size, top_k)
+        k = width if target_ids is None else min(width, len(target_ids))
         beams = [(list(ids), 0.0)]
         for p in where:  # left to right
-            rows, positions = [], []
-            for b, _ in beams:
-                row, q = centered_window(b, p, self.max_length)
-                rows.append(row)
-                positions.append([q])
-            k = width if target_ids is None else min(width, len(target_ids))
-            found = self._probs(rows, positions, target_ids, k, log=True)
-            grown = []
-            for (b, s), per_mask in zip(beams, found):
-                values, best = per_mask[0]
-                for v, tok in zip(values, best):
-                    filled = list(b)
-                    filled[p] = tok
-                    grown.append((filled, s + v))
+            windows = [centered_window(b, p, self.max_length) for b, _ in beams]
+            found = self._probs([row for row, _ in windows], [[q] for _, q in windows],
+                                target_ids, k, log=True)
+            grown = [(b[:p] + [tok] + b[p + 1:], s + v)
+                     for (b, s), per_mask in zip(beams, found) for v, tok in zip(*per_mask[0])]
             beams = sorted(grown, key=lambda x: -x[1])[:width]
         special_ids = self.tokenizer.special_ids
         specials = [[i not in where and t in special_ids for i, t in enumerate(b)]

@@ -40,16 +40,12 @@ class Score(Pipeline):
         enc = self.tokens(texts, truncation=False)
         per_token = self.token_log_probs(enc.input_ids, enc.special_tokens_mask)
         out = []
-        for text, ids, lps in zip(texts, enc.input_ids, per_token):
-            scored = lps
+        for text, ids, scored in zip(texts, enc.input_ids, per_token):
             pll = sum(lp for _, lp in scored)
-            out.append({
-                "sequence": text,
-                "pll": pll,
-                "pppl": math.exp(-pll / max(len(scored), 1)),
-                "tokens": [{"token": self.tokenizer.id_to_token(ids[i]), "log_prob": lp}
-                           for i, lp in scored],
-            })
+            out.append({"sequence": text, "pll": pll,
+                        "pppl": math.exp(-pll / max(len(scored), 1)),
+                        "tokens": [{"token": self.tokenizer.id_to_token(ids[i]), "log_prob": lp}
+                                   for i, lp in scored]})
         return out[0] if single else out
 
     def token_log_probs(self, ids_list: Sequence[Sequence[int]],
