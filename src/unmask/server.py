@@ -597,11 +597,12 @@ def worker_app() -> Any:
     return create_app(pipes, **config["app"])
 
 
-def serve(app: Any, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
     """Run app with uvicorn until SIGINT / SIGTERM (then finish in-flight requests)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30,
+                **uvicorn_options)
 
 
 def serve_workers(workers: int, host: str, port: int, model: str | None,
@@ -609,8 +610,6 @@ def serve_workers(workers: int, host: str, port: int, model: str | None,
                   app: dict, threads: int | None = None) -> None:
     """Run `workers` uvicorn processes on one port, each loading its own pipelines and using
     threads (default: this machine's cores // workers) for torch."""
-    import uvicorn
-
     bound_native_caches()  # the worker processes inherit the environment
     # Load once here, so a bad checkpoint fails with one clear line instead of in every worker.
     load_pipelines(model, tasks, per_task, **load)
@@ -619,8 +618,7 @@ def serve_workers(workers: int, host: str, port: int, model: str | None,
     config = {"model": model, "tasks": tasks, "per_task": per_task, "load": load, "app": app,
               "threads": threads or max(1, (cores or 1) // workers)}
     os.environ[CONFIG_ENV] = json.dumps(config)
-    uvicorn.run("unmask.server:worker_app", factory=True, workers=workers, host=host, port=port,
-                log_level="info", timeout_graceful_shutdown=30)
+    serve("unmask.server:worker_app", host, port, factory=True, workers=workers)
 
 
 __all__ = ["Door", "bound_native_caches", "cost_of", "create_app", "default_hosts",
