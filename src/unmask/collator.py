@@ -108,11 +108,6 @@ class MLMCollator:
     max_length: pad every batch to exactly this length (static shapes); longer rows are an
       error, since truncation belongs to the tokenizer.
     geometric_p, max_span: the span length distribution for mode="span".
-
-    Calling it returns {"input_ids", "attention_mask", "labels"} (plus "token_type_ids" when
-    the examples have them), each an int64 (B, L) tensor; attention_mask is 1 for real tokens
-    and 0 for padding, as Hugging Face models take it; labels are -100 except at corrupted
-    positions, where they hold the original id.
     """
 
     corruption: MLMCorruption
@@ -160,7 +155,9 @@ class MLMCollator:
         sample_ids: int (B,), overrides the examples' "sample_id". Without either, each row's
           id is a hash of its tokens (unmask.corruption.content_sample_ids): batch after batch
           draws differ, and a text is corrupted the same way in any batch or worker.
-        Returns int64 (B, L) tensors: input_ids, attention_mask, labels [, token_type_ids].
+        Returns int64 (B, L) tensors: input_ids, attention_mask (1 = real token, 0 = padding,
+        as Hugging Face models take it), labels (-100 except at corrupted positions, where they
+        hold the original id) and, when the examples have them, token_type_ids.
         """
         examples = list(examples)
         if not examples:

@@ -65,10 +65,9 @@ def from_sentencepiece(
     charsmap = proto.normalizer_spec.precompiled_charsmap
     precompiled = [normalizers.Precompiled(charsmap)] if charsmap else []
     if layout == "xlm-roberta":
-        fairseq = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
-        backend = tokenizers.Tokenizer(
-            models.Unigram(fairseq + pieces[3:] + [("<mask>", 0.0)], unk_id=3, byte_fallback=False)
-        )
+        fairseq = [(t, 0.0) for t in ("<s>", "<pad>", "</s>", "<unk>")]
+        vocab = fairseq + pieces[3:] + [("<mask>", 0.0)]
+        backend = tokenizers.Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
         steps = [*precompiled, normalizers.Strip(left=False, right=True),
                  normalizers.Replace(Regex(" {2,}"), "▁")]
         split = None
