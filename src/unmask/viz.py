@@ -1,8 +1,9 @@
 """Pictures: attention masks and attention weights as PNG heatmaps.
 
 Axes: Q queries (rows, top to bottom), K keys (columns, left to right), N layers, nh heads.
-matplotlib is imported inside the functions and only its Agg canvas is used, so importing unmask
-stays fast and the caller's pyplot backend and figures are left alone.
+matplotlib is imported inside the functions and figures are built with `Figure`, never pyplot
+(savefig renders PNG with Agg), so importing unmask stays fast and the caller's pyplot backend
+and figures are left alone.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ def save_mask_png(
     batch, head: which slice when B > 1 or H > 1 (a broadcast axis reads index 0).
     Returns the path written.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
@@ -53,7 +53,6 @@ def save_mask_png(
         )
     side = min(12.0, max(3.0, 0.35 * max(q_len, k_len) + 1.5))
     fig = Figure(figsize=(side * k_len / max(q_len, k_len) + 1.0, side), dpi=dpi)
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.imshow(grid, cmap=ListedColormap([_FORBIDDEN, _ALLOWED]), vmin=0, vmax=1,
               interpolation="nearest", aspect="equal")
@@ -68,9 +67,8 @@ def save_mask_png(
             title += f" (batch {batch}, head {head})"
     ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
     fig.savefig(path, format="png")
-    return path
+    return Path(path)
 
 
 def save_attention_png(
@@ -92,7 +90,6 @@ def save_attention_png(
     layer, head: draw only that layer / head (None = all).
     Returns the path written.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     probs = attentions if isinstance(attentions, torch.Tensor) else torch.cat(list(attentions))
@@ -111,7 +108,6 @@ def save_attention_png(
     probs = probs.detach().float().cpu()
     cell = min(4.0, max(1.6, 0.18 * length + 1.0))
     fig = Figure(figsize=(cell * len(heads) + 0.5, cell * len(layers) + 0.8), dpi=dpi)
-    FigureCanvasAgg(fig)
     axes = fig.subplots(len(layers), len(heads), squeeze=False)
     for r, li in enumerate(layers):
         for c, hi in enumerate(heads):
@@ -130,9 +126,8 @@ def save_attention_png(
                 ax.set_yticks([])
     fig.suptitle(title or "attention weights (rows: queries, columns: keys)")
     fig.tight_layout()
-    path = Path(path)
     fig.savefig(path, format="png")
-    return path
+    return Path(path)
 
 
 __all__ = ["save_attention_png", "save_mask_png"]
