@@ -517,9 +517,7 @@ def document_from_lengths(
             )
         rows = [cu.diff().tolist()]
     else:
-        if isinstance(lengths, torch.Tensor):
-            lengths = lengths.tolist()
-        lengths = list(lengths)
+        lengths = lengths.tolist() if isinstance(lengths, torch.Tensor) else list(lengths)
         rows = [list(r) for r in lengths] if lengths and not isinstance(lengths[0], int) \
             else [lengths]
     if any(int(x) < 0 for r in rows for x in r):
