@@ -58,9 +58,8 @@ def prepare_corpus(inputs, out: Path, *, tokenizer: str | None = None,
 def _report_shards(manifest: dict, out: Path, seq_len: int) -> None:
     from unmask.data import TokenShards, plan_rows
 
-    splits = manifest["splits"]
-    train = splits["train"]
-    val = splits.get("validation", {"num_documents": 0, "num_tokens": 0})
+    train = manifest["splits"]["train"]
+    val = manifest["splits"].get("validation", {"num_documents": 0, "num_tokens": 0})
     print(f"prepared {out}: {train['num_documents']:,} training documents "
           f"({train['num_tokens']:,} tokens), {val['num_documents']:,} validation documents "
           f"({val['num_tokens']:,} tokens), {manifest['dtype']} ids, vocabulary "

@@ -27,10 +27,9 @@ def _texts(args, at_least: int = 1) -> list[str]:
     if not texts and args.file:
         with open(args.file, "rb") as f:
             texts = _lines(f, args.file)
-    if not texts and not sys.stdin.isatty():
-        stream = getattr(sys.stdin, "buffer", None)
-        texts = _lines(stream, "stdin") if stream is not None else _lines(
-            (line.encode("utf-8") for line in sys.stdin), "stdin")
+    if not texts and not sys.stdin.isatty():  # a text stream without .buffer: as its bytes
+        stream = getattr(sys.stdin, "buffer", None) or (line.encode() for line in sys.stdin)
+        texts = _lines(stream, "stdin")
     if len(texts) < at_least:
         raise SystemExit(f"error: give at least {at_least} text(s) as arguments, with --file, "
                          "or on stdin (one per line)")

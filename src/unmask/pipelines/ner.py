@@ -48,8 +48,7 @@ class NER(Pipeline):
     def __call__(self, inputs: str | Sequence[str], aggregation: str | None = None,
                  ignore_labels: Sequence[str] = ("O",), *,
                  aggregation_strategy: str | None = None):
-        if aggregation is not None and aggregation_strategy is not None and \
-                aggregation != aggregation_strategy:
+        if None not in (aggregation, aggregation_strategy) and aggregation != aggregation_strategy:
             raise ValueError(f"aggregation={aggregation!r} and aggregation_strategy="
                              f"{aggregation_strategy!r} disagree: give one of them")
         aggregation = _check_aggregation(aggregation or aggregation_strategy or self.aggregation)
@@ -64,14 +63,13 @@ class NER(Pipeline):
             return [p[:n] for p, n in zip(probs, batch.lengths)]
 
         per_window = self.run(windows.input_ids, fn)
-        rows_of: list[list[int]] = [[] for _ in texts]
+        windows_of: list[list[tuple]] = [[] for _ in texts]  # (offsets, specials, probs)
         for r, t in enumerate(windows.overflow_to_sample_mapping):
-            rows_of[t].append(r)
+            windows_of[t].append((windows.offsets[r], windows.special_tokens_mask[r],
+                                  per_window[r]))
         out = []
-        for t, (text, rows) in enumerate(zip(texts, rows_of)):
-            scores = _merge_windows(full.offsets[t], full.special_tokens_mask[t],
-                                    [(windows.offsets[r], windows.special_tokens_mask[r],
-                                      per_window[r]) for r in rows])
+        for t, (text, own) in enumerate(zip(texts, windows_of)):
+            scores = _merge_windows(full.offsets[t], full.special_tokens_mask[t], own)
             tokens = [{"index": i, "scores": scores[i], "start": s, "end": e,
                        "word_id": full.word_ids[t][i]}
                       for i, ((s, e), special) in enumerate(zip(full.offsets[t],
