@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,7 +139,9 @@ def expected_span_length(geometric_p: float = 0.2, max_span: int = 10) -> float:
     return float((k * pmf).sum() / pmf.sum())
 
 
-def _checked(value: Any, name: str, what: str, ok: Any, types: Any = int | float) -> Any:
+def _checked(
+    value: Any, name: str, what: str, ok: Callable[[Any], bool], types: Any = int | float
+) -> Any:
     """value itself if it is one of `types` (never a bool) and ok(value), else ValueError."""
     if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
         raise ValueError(f"{name} must be {what}, got {value!r}")
