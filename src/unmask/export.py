@@ -75,11 +75,6 @@ class _Graph(nn.Module):
         return tuple(out) if isinstance(out, tuple) else (out,)
 
 
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ValueError(f"unknown export task {task!r}; choose one of {', '.join(TASKS)}")
-
-
 def export_onnx(model: str | Path | nn.Module, task: str, out: str | Path, tokenizer=None, *,
                 int8: bool = False, opset: int = OPSET) -> Path:
     """Write DIR/model.onnx (and model.int8.onnx with int8) for `task`; returns DIR.
@@ -90,7 +85,8 @@ def export_onnx(model: str | Path | nn.Module, task: str, out: str | Path, token
     from unmask.checkpoints import load, resolve
     from unmask.tokenizer import Tokenizer
 
-    _check_task(task)
+    if task not in TASKS:
+        raise ValueError(f"unknown export task {task!r}; choose one of {', '.join(TASKS)}")
     if isinstance(model, (str, Path)):
         directory = resolve(model)
         with warnings.catch_warnings():

@@ -29,10 +29,6 @@ TRAIN_BYTES_PER_PARAM = 16
 POOLED = ("bert", "roberta", "xlm-roberta", "xlm-roberta-xl", "albert")  # *Model has a pooler
 
 
-def mb(n: float) -> float:
-    return n / 1e6
-
-
 def mib(n: float) -> float:
     return n / 2**20
 
@@ -173,7 +169,7 @@ def table() -> list[dict[str, Any]]:
         rows.append({
             "name": row["name"], "hub_id": row["hub_id"], "params": base,
             "parts": parts, "with_mlm": with_mlm,
-            "memory_mb": {d: mb(base * b) for d, b in BYTES.items()},
+            "memory_mb": {d: base * b / 1e6 for d, b in BYTES.items()},
             "memory_mib": {d: mib(base * b) for d, b in BYTES.items()},
             "train_mib": mib(base * TRAIN_BYTES_PER_PARAM),
             "notes": notes})
@@ -189,12 +185,8 @@ def parts_of(model: nn.Module) -> dict[str, int]:
     task = getattr(model, "task", "encoder")
     for name, p in model.named_parameters():
         name = name.removeprefix("encoder.") if hasattr(model, "head") else name
-        if name.startswith("head."):
-            part = f"head: {task}"
-        elif name.startswith("embeddings."):
-            part = "embeddings"
-        else:
-            part = "encoder"
+        part = (f"head: {task}" if name.startswith("head.") else
+                "embeddings" if name.startswith("embeddings.") else "encoder")
         out[part] = out.get(part, 0) + p.numel()
     return out
 
@@ -304,10 +296,8 @@ def describe(name_or_path: str | Path, *, batch: int = 8, length: int = 128,
                         cfg.to_dict() if cfg else h, None, None)
     model = load(directory, allow_pickle=allow_pickle)
     parts = parts_of(model)
-    measured = {"fp32": tensor_bytes(model)}
-    quantized = _quantize(copy.deepcopy(model))
-    measured["int8"] = tensor_bytes(quantized)
-    del quantized
+    measured = {"fp32": tensor_bytes(model),
+                "int8": tensor_bytes(_quantize(copy.deepcopy(model)))}  # the copy is freed here
     acts = activations(model, batch, length, train)
     for d in ("bf16", "fp16"):
         measured[d] = tensor_bytes(model.to(TORCH_DTYPES[d]))

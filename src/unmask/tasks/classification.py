@@ -3,8 +3,7 @@
 Labels come from the training file: class names (sorted; numerically when they are all
 integers, so SST-2's 0 / 1 keep their order), or real-valued scores, which make it a
 regression (one output, mean-squared error) reported with Pearson and Spearman. A number is
-a plain finite decimal (readers.parse_number): "nan" or "inf" can never make a regression of
-a classification or the reverse; the readers refuse them with file:line.
+a plain finite decimal (readers.parse_number; the readers refuse nan and inf).
 """
 
 from __future__ import annotations
@@ -19,17 +18,6 @@ from torch import nn
 from unmask.tasks.base import Task, model_inputs
 from unmask.tasks.metrics import accuracy, macro_f1, pearson, spearman
 from unmask.tasks.readers import DataError, RowExample, check_label, parse_number, read_rows
-
-
-def _is_float(s: str) -> bool:
-    """True for a plain finite number ("0.5", "3"); False for nan, inf and class names."""
-    return parse_number(s) is not None
-
-
-def _check_scores(examples: Sequence[RowExample], path) -> None:
-    for e in examples:
-        if not _is_float(e.label):
-            raise DataError(path, e.line, f"score {e.label!r} is not a finite number")
 
 
 class ClassifyTask(Task):
@@ -52,20 +40,26 @@ class ClassifyTask(Task):
 
     def read(self, path: str | Path) -> list[RowExample]:
         rows = read_rows(path)
-        if self.regression:
-            _check_scores(rows, path)
+        self._check_rows(rows, path)
         return rows
 
-    def fit_labels(self, examples: Sequence[RowExample], path) -> None:
+    def _check_rows(self, examples: Sequence[RowExample], path) -> None:
+        """check_label on every row, then for a regression a finite score on every row."""
         for e in examples:  # examples may come from elsewhere than read()
             check_label(path, e.line, e.label)
+        if self.regression:
+            for e in examples:
+                if parse_number(e.label) is None:
+                    raise DataError(path, e.line, f"score {e.label!r} is not a finite number")
+
+    def fit_labels(self, examples: Sequence[RowExample], path) -> None:
         names = sorted({e.label for e in examples})
         values = {n: parse_number(n) for n in names}
         numeric = all(v is not None for v in values.values())
         if self.regression is None:
             self.regression = numeric and any(not v.is_integer() for v in values.values())
+        self._check_rows(examples, path)
         if self.regression:
-            _check_scores(examples, path)
             return
         if numeric:  # class ids: in numeric order, and each number spelt one way
             names.sort(key=values.__getitem__)
@@ -80,10 +74,8 @@ class ClassifyTask(Task):
         self.labels = names
 
     def check_labels(self, examples: Sequence[RowExample], path) -> None:
-        for e in examples:
-            check_label(path, e.line, e.label)
+        self._check_rows(examples, path)
         if self.regression:
-            _check_scores(examples, path)
             return
         known = set(self.labels)
         for e in examples:
@@ -92,10 +84,8 @@ class ClassifyTask(Task):
                                 f"are {self.labels}")
 
     def labels_from(self, model: nn.Module) -> None:
-        if model.num_labels == 1:
-            self.regression = True
-        else:
-            self.regression = False
+        self.regression = model.num_labels == 1
+        if not self.regression:
             id2label = model.id2label or {i: str(i) for i in range(model.num_labels)}
             self.labels = [id2label[i] for i in range(model.num_labels)]
 
@@ -109,11 +99,9 @@ class ClassifyTask(Task):
         pairs = [e.text if e.text_pair is None else (e.text, e.text_pair) for e in examples]
         enc = self.tokenizer.encode_batch(pairs, max_length=self.max_length, padding=False)
         index = {n: i for i, n in enumerate(self.labels)}
-        out = []
-        for e, ids, types in zip(examples, enc.input_ids, enc.token_type_ids):
-            label = float(e.label) if self.regression else index.get(e.label, -100)
-            out.append({"input_ids": ids, "token_type_ids": types, "labels": label})
-        return out
+        return [{"input_ids": ids, "token_type_ids": types,
+                 "labels": float(e.label) if self.regression else index.get(e.label, -100)}
+                for e, ids, types in zip(examples, enc.input_ids, enc.token_type_ids)]
 
     def predict(self, model: nn.Module, examples: Sequence[RowExample]) -> list:
         """Predicted label names (or float scores for regression), one per example."""

@@ -22,7 +22,6 @@ and their index comes back beside them. Metrics are 0..1; the GLUE table shows t
 from __future__ import annotations
 
 import csv
-import io
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -199,20 +198,18 @@ def _read_tsv(spec: GlueTask, path: Path, test: bool, ax: bool):
     with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: MRPC's BOM
         table = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     columns = AX_COLUMNS if ax else spec.test_columns if test else spec.columns
-    has_header = isinstance(columns[0], str)
-    header = [c.strip() for c in table[0]] if table and has_header else []
-    if has_header:
+    header, body, where = [], table, list(columns)  # no header: columns by number (CoLA)
+    if isinstance(columns[0], str):
+        header, body = [c.strip() for c in table[0]] if table else [], table[1:]
         missing = [c for c in columns if c is not None and c not in header]
         if missing:
             raise DataError(path, 1, f"{spec.title}: header {header} lacks {missing}; is this "
                             "the glue_data/ file of this task?")
         where = [header.index(c) if c is not None else None for c in columns]
-    else:
-        where = list(columns)
     index_col = next((header.index(c) for c in INDEX_COLUMNS if c in header), None)
+    width = len(header) or max(c for c in where if c is not None) + 1
     rows, ids = [], []
-    width = len(header) if has_header else max(c for c in where if c is not None) + 1
-    for n, cells in enumerate(table[1:] if has_header else table, start=2 if has_header else 1):
+    for n, cells in enumerate(body, start=2 if header else 1):
         if not cells or all(not c.strip() for c in cells):
             continue
         if len(cells) < width:
@@ -307,11 +304,9 @@ def format_predictions(spec: GlueTask, ids: Sequence[str], pred: Sequence) -> st
     example: the label string, or the score clipped to STS-B's 0..5 with 3 decimals."""
     if len(ids) != len(pred):
         raise ValueError(f"{spec.title}: {len(ids)} test rows but {len(pred)} predictions")
-    out = io.StringIO()
-    out.write("index\tprediction\n")
-    for i, p in zip(ids, pred):
-        out.write(f"{i}\t{min(5.0, max(0.0, p)):.3f}\n" if spec.regression else f"{i}\t{p}\n")
-    return out.getvalue()
+    return "index\tprediction\n" + "".join(
+        f"{i}\t{min(5.0, max(0.0, p)):.3f}\n" if spec.regression else f"{i}\t{p}\n"
+        for i, p in zip(ids, pred))
 
 
 def write_zip(directory: str | Path, zip_path: str | Path) -> list[str]:

@@ -25,6 +25,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from unmask.checkpoints import load
 from unmask.tasks import ClassifyTask, Settings, finetune
 from unmask.tasks.glue import (
     AX,
@@ -118,9 +119,9 @@ def _plan(task, train, dev, settings: Settings, minutes: float, workdir: Path
           ) -> tuple[Settings, str]:
     """Fit the schedule to a time budget. Two short timed runs (1 and CALIBRATION_BATCHES
     batches: their difference cancels what every run pays once, the first step, the save)
-    give the speed; when the recipe's epochs fit in SAFETY of the budget they
-    stay (the budget only caps), else the budget is the only limit and the schedule decays over
-    it (the engine projects the total from its pace). Returns (settings, the plan in words)."""
+    give the speed; when the recipe's epochs fit in SAFETY of the budget they stay (the budget
+    only caps), else the schedule decays over the budget (the engine projects the total from
+    its pace). Returns (settings, the plan in words)."""
     probe = replace(settings, epochs=1.0, minutes=None, steps=None, patience=0,
                     progress=False, save_every=0)
     sizes = sorted({min(len(train), task.batch_size * n) for n in (1, CALIBRATION_BATCHES)})
@@ -179,8 +180,9 @@ def run_task(model: str | Path, data: Path, spec: GlueTask, seed: int, out: Path
         dev = {key: dict.fromkeys(spec.metrics, math.nan) for key in devs}
         tests = {}
     else:
-        # Every dev split is scored by the saved model, the one that predicts the test sets.
-        best = _load(out, task)
+        # Every dev split is scored by the saved model (hf/, which every version writes), the
+        # one that predicts the test sets.
+        best = load(out / "hf", task=task.model_task).to(task.device)
         dev = {key: task_metrics(spec, [e.label for e in rows], task.predict(best, rows))
                for key, rows in devs.items()}
     for stem, split in tests.items():
@@ -200,13 +202,6 @@ def run_task(model: str | Path, data: Path, spec: GlueTask, seed: int, out: Path
     return record
 
 
-def _load(out: Path, task: GlueClassifyTask):
-    """The best model finetune saved (its Hugging Face layout, which every version writes)."""
-    from unmask.checkpoints import load
-
-    return load(out / "hf", task=task.model_task).to(task.device)
-
-
 def run_glue(model: str | Path, data: str | Path, out: str | Path,
              tasks: Sequence[str] | None = None, seeds: int = 1, minutes_per_task: float = 0.0,
              settings: dict[str, dict] | None = None, max_train: int = 0, device: str = "auto",
@@ -218,8 +213,8 @@ def run_glue(model: str | Path, data: str | Path, out: str | Path,
 
     allow_pickle: permit a model with only pytorch_model.bin (read as tensors only).
     settings: per-task overrides of RECIPE (parse_overrides). name: the table's model column
-    (default: the model folder's name, its parent's when that is model / hf). Returns {"records": {task:
-    [per-seed record]}, "table": markdown, "submission": [files], "missing": [files]}.
+    (default: model_name(model)). Returns {"records": {task: [per-seed record]}, "table":
+    markdown, "submission": [files], "missing": [files]}.
     """
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     data, out = Path(data), Path(out)
@@ -245,18 +240,16 @@ def run_glue(model: str | Path, data: str | Path, out: str | Path,
     records: dict[str, list[dict]] = {}
     jobs = [(key, seed) for key in tasks for seed in range(seeds)]
     for k, (key, seed) in enumerate(jobs, start=1):
-        directory = out / key / f"seed{seed}"
+        spec, directory = TASKS[key], out / key / f"seed{seed}"
         directory.mkdir(parents=True, exist_ok=True)
-        if (directory / "metrics.json").is_file():
-            log(f"[{k}/{len(jobs)}] {TASKS[key].title} seed {seed}: done earlier, kept")
-        else:
-            log(f"[{k}/{len(jobs)}] {TASKS[key].title} seed {seed}")
-        record = run_task(model, data, TASKS[key], seed, directory, settings.get(key, {}),
+        earlier = ": done earlier, kept" if (directory / "metrics.json").is_file() else ""
+        log(f"[{k}/{len(jobs)}] {spec.title} seed {seed}{earlier}")
+        record = run_task(model, data, spec, seed, directory, settings.get(key, {}),
                           minutes_per_task, max_train, device, progress, keep_models, log,
                           allow_pickle)
         records.setdefault(key, []).append(record)
-        log(f"[{k}/{len(jobs)}] {TASKS[key].title} seed {seed}: dev "
-            f"{_cell(TASKS[key], [record])} (score {100 * record['score']:.1f})")
+        log(f"[{k}/{len(jobs)}] {spec.title} seed {seed}: dev {_cell(spec, [record])} "
+            f"(score {100 * record['score']:.1f})")
     table = glue_table({name or model_name(model): records})
     files, missing = write_submission(records, out)
     _write_atomic(out / "glue.json", json.dumps({"model": str(model), "records": records},
@@ -273,15 +266,14 @@ def model_name(model: str | Path) -> str:
     return path.parent.name if path.name in ("model", "hf", "unmask") and path.parent.name \
         else path.name
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    return mean, math.sqrt(var)
-
 
 def _number(values: Sequence[float]) -> str:
-    mean, std = _mean_std([100 * v for v in values])
-    return f"{mean:.1f}" if len(values) == 1 else f"{mean:.1f}±{std:.1f}"
+    """The values x100 as `mean±std` (the sample std over seeds), or `mean` for one value."""
+    pct = [100 * v for v in values]
+    mean = sum(pct) / len(pct)
+    if len(pct) == 1:
+        return f"{mean:.1f}"
+    return f"{mean:.1f}±{math.sqrt(sum((v - mean) ** 2 for v in pct) / (len(pct) - 1)):.1f}"
 
 
 def _cell(spec: GlueTask, records: Sequence[dict]) -> str:

@@ -24,6 +24,7 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
+from itertools import groupby
 
 
 def _has_nan(values: Sequence) -> bool:
@@ -97,16 +98,14 @@ def ranks(values: Sequence[float]) -> list[float]:
     value is NaN (NaN has no place in an order), as scipy's rankdata."""
     if _has_nan(values):
         return [math.nan] * len(values)
-    order = sorted(range(len(values)), key=lambda i: values[i])
     out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
+    start = 0  # 0-based rank of the tie group's first value
+    order = sorted(range(len(values)), key=values.__getitem__)
+    for _, group in groupby(order, key=values.__getitem__):
+        tied = list(group)
+        for k in tied:
+            out[k] = start + (len(tied) + 1) / 2
+        start += len(tied)
     return out
 
 
@@ -212,6 +211,8 @@ def squad_scores(predictions: dict[str, str], answers: dict[str, Sequence[str]]
     as in the official script. A question without gold answers (unanswerable, SQuAD 2.0)
     scores 1 for an empty prediction and 0 otherwise, as the v2.0 script. NaN when there are
     no questions; ValueError when a prediction or answer is not a string."""
+    if not answers:
+        return {"exact_match": math.nan, "f1": math.nan}
     em = f1 = 0.0
     for qid, truths in answers.items():
         if isinstance(truths, str) or not all(isinstance(t, str) for t in truths):
@@ -229,10 +230,7 @@ def squad_scores(predictions: dict[str, str], answers: dict[str, Sequence[str]]
             continue
         em += max(squad_em(prediction, t) for t in truths)
         f1 += max(squad_f1(prediction, t) for t in truths)
-    n = len(answers)
-    if not n:
-        return {"exact_match": math.nan, "f1": math.nan}
-    return {"exact_match": 100.0 * em / n, "f1": 100.0 * f1 / n}
+    return {"exact_match": 100.0 * em / len(answers), "f1": 100.0 * f1 / len(answers)}
 
 
 def _same_length(a: Sequence, b: Sequence) -> None:

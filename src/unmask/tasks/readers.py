@@ -180,29 +180,24 @@ def _read_delimited(path: Path, delimiter: str) -> list[RowExample]:
     width = len(header)
     label_col = _pick(header, LABEL_KEYS)
     if label_col is not None:
-        text_col = _pick(header, TEXT_KEYS)
+        text_col, pair_col = _pick(header, TEXT_KEYS), _pick(header, PAIR_KEYS)
         if text_col is None:
             raise DataError(path, first, f"header {header} names a label column but no text "
                             f"column; call it one of {TEXT_KEYS}")
-        pair_col = _pick(header, PAIR_KEYS)
-        index = {name: header.index(name) for name in (text_col, pair_col, label_col) if name}
-        body = table[1:]
-    else:  # no header: the column count says what is what
-        if width not in (2, 3):
-            raise DataError(path, first, f"{width} columns and no header; without a header "
-                            "give text,label or text,text_pair,label, or add a header row")
-        names = ("text", "label") if width == 2 else ("text", "text_pair", "label")
-        index = dict(zip(names, range(width)))
-        text_col, pair_col, label_col = "text", "text_pair" if width == 3 else None, "label"
-        body = table
+        where = [header.index(c) if c else None for c in (text_col, pair_col, label_col)]
+        table = table[1:]
+    elif width in (2, 3):  # no header: the column count says what is what
+        where = [0, 1 if width == 3 else None, width - 1]
+    else:
+        raise DataError(path, first, f"{width} columns and no header; without a header "
+                        "give text,label or text,text_pair,label, or add a header row")
     rows = []
-    for n, cells in body:
+    for n, cells in table:
         if len(cells) != width:
             raise DataError(path, n, f"{len(cells)} columns where the file has {width}; a "
                             f"stray {'tab' if delimiter == chr(9) else 'comma (quote the field)'}?")
-        get = {name: cells[i] for name, i in index.items()}
-        rows.append(_row(path, n, get[text_col], get.get(pair_col) if pair_col else None,
-                         get[label_col]))
+        text, pair, label = (cells[i] if i is not None else None for i in where)
+        rows.append(_row(path, n, text, pair, label))
     return rows
 
 
@@ -266,8 +261,10 @@ def read_conll(path: str | Path) -> list[TaggedSentence]:
     words: list[str] = []
     tags: list[str] = []
     first = 0
-    # universal newlines, as open() in text mode: "\n", "\r\n" and "\r" end a line
-    for n, raw in enumerate(io.StringIO(_read_text(path), newline=None), start=1):
+    # universal newlines, as open() in text mode: "\n", "\r\n" and "\r" end a line; a last
+    # blank line ends the last sentence
+    lines = [*io.StringIO(_read_text(path), newline=None), ""]
+    for n, raw in enumerate(lines, start=1):
         line = raw.rstrip("\n")
         if not line.strip():
             if words:
@@ -286,8 +283,6 @@ def read_conll(path: str | Path) -> list[TaggedSentence]:
             first = n
         words.append(cells[0].strip())
         tags.append(tag)
-    if words:
-        sentences.append(TaggedSentence(words, tags, first))
     if not sentences:
         raise DataError(path, None, "no sentences: the file is empty")
     return sentences

@@ -23,6 +23,11 @@ from unmask.tasks.metrics import accuracy, entity_prf
 from unmask.tasks.readers import DataError, TaggedSentence, read_conll
 
 
+def _first_tokens(word_ids: Sequence[int]) -> dict[int, int]:
+    """Word -> position of its first sub-token (special tokens, word id -1, left out)."""
+    return {w: k for k, w in reversed(list(enumerate(word_ids))) if w >= 0}  # first one wins
+
+
 class NerTask(Task):
     """BIO tagging with a TokenClassifier."""
 
@@ -64,12 +69,9 @@ class NerTask(Task):
         out = []
         for e, ids, types, words in zip(examples, enc.input_ids, enc.token_type_ids,
                                         enc.word_ids):
-            labels, prev = [], -1
-            for w in words:
-                first = w >= 0 and w != prev  # the first sub-token of word w
-                labels.append(index.get(e.tags[w], IGNORE_INDEX) if first else IGNORE_INDEX)
-                if w >= 0:
-                    prev = w
+            labels = [IGNORE_INDEX] * len(words)
+            for w, k in _first_tokens(words).items():
+                labels[k] = index.get(e.tags[w], IGNORE_INDEX)
             out.append({"input_ids": ids, "token_type_ids": types, "labels": labels,
                         "_word_ids": words})
         return out
@@ -87,14 +89,8 @@ class NerTask(Task):
         """Predicted tags, one list per sentence, one tag per word."""
         def fn(m, feats, padded):
             best = m(**model_inputs(padded)).logits.argmax(-1).tolist()  # (B, L)
-            rows = []
-            for f, row in zip(feats, best):
-                tags: dict[int, str] = {}
-                for w, label in zip(f["_word_ids"], row):
-                    if w >= 0 and w not in tags:
-                        tags[w] = self.labels[label]
-                rows.append(tags)
-            return rows
+            return [{w: self.labels[row[k]] for w, k in _first_tokens(f["_word_ids"]).items()}
+                    for f, row in zip(feats, best)]
 
         found = self.run(model, self.features(examples, train=False), fn)
         return [[tags.get(w, "O") for w in range(len(e.words))] for e, tags in zip(examples, found)]
@@ -103,10 +99,9 @@ class NerTask(Task):
         pred = self.predict(model, examples)
         gold = [e.tags for e in examples]
         scores = entity_prf(gold, pred)
-        flat_gold = [t for s in gold for t in s]
-        flat_pred = [t for s in pred for t in s]
-        return {"metric": scores["f1"], **scores,
-                "token_accuracy": accuracy(flat_gold, flat_pred), "sentences": len(examples)}
+        token_accuracy = accuracy([t for s in gold for t in s], [t for s in pred for t in s])
+        return {"metric": scores["f1"], **scores, "token_accuracy": token_accuracy,
+                "sentences": len(examples)}
 
 
 __all__ = ["NerTask"]
