@@ -27,6 +27,11 @@ UNMASK_CONFIG_NAME = "unmask.json"
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 PICKLE_NAME = "pytorch_model.bin"
+# sentence-transformers' pooling modes: the three unmask has, and the ones it refuses
+_POOLING_MODES = {"cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens",
+                 "max": "pooling_mode_max_tokens"}
+_OTHER_POOLING = ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                 "pooling_mode_lasttoken")
 
 
 def read_json(path: Path, expect: type = dict) -> Any:
@@ -126,20 +131,15 @@ def sentence_transformers_settings(directory: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"normalize": any(m.get("type", "").endswith("Normalize")
                                             for m in modules)}
     for m in modules:
-        if m.get("type", "").endswith("Pooling"):
-            pc = directory / m.get("path", "") / "config.json"
-            if pc.is_file():
-                p = read_json(pc)
-                modes = [mode for mode, key in (("cls", "pooling_mode_cls_token"),
-                                                ("mean", "pooling_mode_mean_tokens"),
-                                                ("max", "pooling_mode_max_tokens"))
-                         if p.get(key)]
-                if len(modes) != 1 or any(p.get(k) for k in ("pooling_mode_mean_sqrt_len_tokens",
-                                                             "pooling_mode_weightedmean_tokens",
-                                                             "pooling_mode_lasttoken")):
-                    raise ValueError(f"unsupported sentence-transformers pooling in {pc}: {p}; "
-                                     "unmask supports exactly one of cls, mean, max")
-                out["pooling"] = modes[0]
+        pc = directory / m.get("path", "") / "config.json"
+        if not (m.get("type", "").endswith("Pooling") and pc.is_file()):
+            continue
+        p = read_json(pc)
+        modes = [mode for mode, key in _POOLING_MODES.items() if p.get(key)]
+        if len(modes) != 1 or any(p.get(k) for k in _OTHER_POOLING):
+            raise ValueError(f"unsupported sentence-transformers pooling in {pc}: {p}; "
+                             "unmask supports exactly one of cls, mean, max")
+        out["pooling"] = modes[0]
     st = directory / "sentence_bert_config.json"
     if st.is_file():
         out["max_length"] = read_json(st).get("max_seq_length")
@@ -147,20 +147,15 @@ def sentence_transformers_settings(directory: Path) -> dict[str, Any]:
 
 
 def write_sentence_transformers(model: Embedder, out: Path) -> None:
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Pooling",
-                "type": "sentence_transformers.models.Pooling"}]
-    if model.normalize:
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
-                        "type": "sentence_transformers.models.Normalize"})
-        (out / "2_Normalize").mkdir(exist_ok=True)
+    kinds = ["Transformer", "Pooling", "Normalize"][:3 if model.normalize else 2]
+    modules = [{"idx": i, "name": str(i), "path": f"{i}_{kind}" if i else "",
+                "type": f"sentence_transformers.models.{kind}"} for i, kind in enumerate(kinds)]
+    for m in modules[1:]:
+        (out / m["path"]).mkdir(exist_ok=True)
     write_json(out / "modules.json", modules)
-    (out / "1_Pooling").mkdir(exist_ok=True)
     write_json(out / "1_Pooling" / "config.json", {
         "word_embedding_dimension": model.config.hidden_size,
-        "pooling_mode_cls_token": model.pooling == "cls",
-        "pooling_mode_mean_tokens": model.pooling == "mean",
-        "pooling_mode_max_tokens": model.pooling == "max",
+        **{key: model.pooling == mode for mode, key in _POOLING_MODES.items()},
         "pooling_mode_mean_sqrt_len_tokens": False,
     })
     if model.max_length:

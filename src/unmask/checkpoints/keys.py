@@ -93,6 +93,8 @@ DEBERTA_V2 = {  # v2 and v3; the optional modules (positions, conv, own table pr
 
 # Heads: our key (under the task model) -> Hugging Face key (under the task model, so the base
 # model's own modules, e.g. BERT's pooler, carry its prefix).
+TOKEN_QA_HEADS = {"token_classification": {"head.out": "classifier"},  # all but ModernBERT
+                  "question_answering": {"head.out": "qa_outputs"}}
 BERT_HEADS = {
     "masked_lm": {"head.transform.dense": "cls.predictions.transform.dense",
                   "head.transform.norm": "cls.predictions.transform.LayerNorm",
@@ -100,8 +102,7 @@ BERT_HEADS = {
                   "head.decoder": "cls.predictions.decoder"},
     "sequence_classification": {"head.dense.dense": "bert.pooler.dense", "head.out": "classifier"},
     "multiple_choice": {"head.dense.dense": "bert.pooler.dense", "head.out": "classifier"},
-    "token_classification": {"head.out": "classifier"},
-    "question_answering": {"head.out": "qa_outputs"},
+    **TOKEN_QA_HEADS,
 }
 ROBERTA_HEADS = {
     "masked_lm": {"head.transform.dense": "lm_head.dense",
@@ -111,8 +112,7 @@ ROBERTA_HEADS = {
     "sequence_classification": {"head.dense.dense": "classifier.dense",
                                 "head.out": "classifier.out_proj"},
     "multiple_choice": {"head.dense.dense": "roberta.pooler.dense", "head.out": "classifier"},
-    "token_classification": {"head.out": "classifier"},
-    "question_answering": {"head.out": "qa_outputs"},
+    **TOKEN_QA_HEADS,
 }
 DISTILBERT_HEADS = {
     "masked_lm": {"head.transform.dense": "vocab_transform",
@@ -120,8 +120,7 @@ DISTILBERT_HEADS = {
                   "head.bias": "vocab_projector.bias",
                   "head.decoder.weight": "vocab_projector.weight"},
     "sequence_classification": {"head.dense.dense": "pre_classifier", "head.out": "classifier"},
-    "token_classification": {"head.out": "classifier"},
-    "question_answering": {"head.out": "qa_outputs"},
+    **TOKEN_QA_HEADS,
 }
 ELECTRA_HEADS = {
     "masked_lm": {"head.transform.dense": "generator_predictions.dense",  # the generator
@@ -132,8 +131,7 @@ ELECTRA_HEADS = {
                                  "head.out": "discriminator_predictions.dense_prediction"},
     "sequence_classification": {"head.dense.dense": "classifier.dense",
                                 "head.out": "classifier.out_proj"},
-    "token_classification": {"head.out": "classifier"},
-    "question_answering": {"head.out": "qa_outputs"},
+    **TOKEN_QA_HEADS,
 }
 ALBERT_HEADS = {
     "masked_lm": {"head.transform.dense": "predictions.dense",
@@ -141,8 +139,7 @@ ALBERT_HEADS = {
                   "head.bias": "predictions.bias",
                   "head.decoder": "predictions.decoder"},
     "sequence_classification": {"head.dense.dense": "albert.pooler", "head.out": "classifier"},
-    "token_classification": {"head.out": "classifier"},
-    "question_answering": {"head.out": "qa_outputs"},
+    **TOKEN_QA_HEADS,
 }
 MODERNBERT_HEADS = {
     "masked_lm": {"head.transform.dense": "head.dense", "head.transform.norm": "head.norm",
@@ -160,8 +157,7 @@ DEBERTA_HEADS = {  # masked_lm: the current head (legacy=False); DEBERTA_LEGACY 
                   "head.bias": "lm_predictions.lm_head.bias"},
     "sequence_classification": {"head.dense.dense": "pooler.dense", "head.out": "classifier"},
     "multiple_choice": {"head.dense.dense": "pooler.dense", "head.out": "classifier"},
-    "token_classification": {"head.out": "classifier"},
-    "question_answering": {"head.out": "qa_outputs"},
+    **TOKEN_QA_HEADS,
 }
 # transformers' legacy DeBERTa MLM head (config legacy=True) holds the same weights as the
 # current one under BERT's names: read them as the current head.
@@ -176,7 +172,6 @@ BENIGN = re.compile(
     r"|^generator_lm_head\.weight$|^vocab_projector\.weight$|^cls\.seq_relationship\."
     r"|^sop_classifier\.|(^|\.)pooler\.|^(model\.)?rotary_emb\."
 )
-
 
 
 # === applying the tables ======================================================================
@@ -202,8 +197,14 @@ def covers(table: dict, names: set[str], prefix: str = "") -> bool:
     return True
 
 
-def _hf_names(key: str, compiled) -> tuple[str, ...] | None:
-    """Our parameter name -> the Hugging Face name(s) it comes from (several = concatenate)."""
+def is_encoder_key(model: nn.Module, key: str) -> bool:
+    """Whether parameter `key` of `model` belongs to the encoder (not to a task head)."""
+    return isinstance(model, Encoder) or key.startswith("encoder.")
+
+
+def _hf_names(key: str, compiled, prefix: str = "") -> tuple[str, ...] | None:
+    """Our parameter name -> the Hugging Face name(s) it comes from (several = concatenate),
+    each with `prefix` in front."""
     for pattern, theirs in compiled:
         m = pattern.match(key)
         if not m:
@@ -211,7 +212,7 @@ def _hf_names(key: str, compiled) -> tuple[str, ...] | None:
         index, param = m.groupdict().get("i"), m.group("p")
         parts = theirs if isinstance(theirs, tuple) else (theirs,)
         names = tuple(p.replace("{}", index) if index is not None else p for p in parts)
-        return tuple(f"{n}.{param}" if param else n for n in names)
+        return tuple(prefix + (f"{n}.{param}" if param else n) for n in names)
     return None
 
 
@@ -224,10 +225,8 @@ def key_map(model: nn.Module, fam: Family, task: str, prefixed: bool) -> dict[st
     prefix = fam.prefix if prefixed else ""
     out = {}
     for key in model.state_dict():
-        if isinstance(model, Encoder) or key.startswith("encoder."):
-            names = _hf_names(key.removeprefix("encoder.") if not isinstance(model, Encoder)
-                              else key, enc)
-            names = tuple(prefix + n for n in names) if names else None
+        if is_encoder_key(model, key):  # an Encoder's own keys have no "encoder."
+            names = _hf_names(key.removeprefix("encoder."), enc, prefix)
         else:
             names = _hf_names(key, heads)
         if names is None:
@@ -243,11 +242,9 @@ def key_map(model: nn.Module, fam: Family, task: str, prefixed: bool) -> dict[st
 def normalise_hf(state: dict[str, torch.Tensor], fam: Family) -> dict[str, torch.Tensor]:
     """Old TF-era names (LayerNorm.gamma/beta) -> weight/bias; base-model checkpoints (no
     prefix anywhere) get the prefix, so task and base checkpoints read alike."""
-    out = {}
-    for k, v in state.items():
-        k = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", k)
-        k = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", k)
-        out[k] = v
+    tf = {"gamma": "weight", "beta": "bias"}
+    out = {re.sub(r"LayerNorm\.(gamma|beta)$", lambda m: "LayerNorm." + tf[m[1]], k): v
+           for k, v in state.items()}
     if not any(k.startswith(fam.prefix) for k in out):
         out = {fam.prefix + k: v for k, v in out.items()}
     for old, new in fam.renames.items():

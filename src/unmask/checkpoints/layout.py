@@ -32,12 +32,13 @@ from unmask.checkpoints.files import (
     write_sentence_transformers,
 )
 from unmask.checkpoints.hub import resolve
-from unmask.checkpoints.keys import BENIGN, key_map, normalise_hf
+from unmask.checkpoints.keys import BENIGN, is_encoder_key, key_map, normalise_hf
 from unmask.config import EncoderConfig
 from unmask.heads import TASKS, TaskModel
 from unmask.model import Encoder
 
 FORMAT_VERSION = 1
+
 
 @dataclass
 class LoadReport:
@@ -92,13 +93,10 @@ def load(name_or_path: str | Path, task: str | None = None, *, dtype: torch.dtyp
 
 def _build(task: str, cfg: EncoderConfig, head: nn.Module | None, backend: str | None,
            extra: dict) -> nn.Module:
-    cls = TASKS[task]
-    kwargs = dict(extra)
+    kwargs = dict(extra) if task in ("encoder", "embedding") else {**extra, "head": head}
     if backend is not None:
         kwargs["backend"] = backend
-    if task in ("encoder", "embedding"):
-        return cls(cfg, **kwargs)
-    return cls(cfg, head=head, **kwargs)
+    return TASKS[task](cfg, **kwargs)
 
 
 def _load_hf(directory: Path, task, backend, allow_pickle, task_kwargs) -> nn.Module:
@@ -110,8 +108,7 @@ def _load_hf(directory: Path, task, backend, allow_pickle, task_kwargs) -> nn.Mo
     if task not in fam.tasks:
         raise ValueError(f"{fam.model_type} has no {task} head in Hugging Face; choose one of "
                          f"{', '.join(fam.tasks)}")
-    extra: dict[str, Any] = {}
-    head = None
+    head, extra = None, {}
     if task == "embedding":
         extra = {**sentence_transformers_settings(directory), **task_kwargs}
     elif task != "encoder":
@@ -130,12 +127,9 @@ def _load_hf(directory: Path, task, backend, allow_pickle, task_kwargs) -> nn.Mo
     if fam.state_from_hf is not None:
         state = fam.state_from_hf(state, cfg)
     mapping = key_map(model, fam, task, prefixed=True)  # normalise_hf prefixes all
-    ours, missing = {}, []
-    for key, names in mapping.items():
-        if all(n in state for n in names):
-            ours[key] = torch.cat([state[n] for n in names]) if len(names) > 1 else state[names[0]]
-        else:
-            missing.append(key)
+    ours = {key: torch.cat([state[n] for n in names]) if len(names) > 1 else state[names[0]]
+            for key, names in mapping.items() if all(n in state for n in names)}
+    missing = [key for key in mapping if key not in ours]
     used = {n for names in mapping.values() for n in names if n in state}
     unused = sorted(k for k in state if k not in used)
     _apply(model, ours, missing, unused, fam.model_type, fam.prefix, directory)
@@ -149,15 +143,14 @@ def _apply(model, ours, missing, unused, kind: str, base_prefix: str, directory:
     for key, value in list(ours.items()):
         if value.shape == own[key].shape:
             continue
-        if isinstance(model, Encoder) or key.startswith("encoder."):
+        if is_encoder_key(model, key):
             raise ValueError(
                 f"{directory}: weight for {key} has shape {tuple(value.shape)}, the config "
                 f"implies {tuple(own[key].shape)}: config.json does not match the weights"
             )
         del ours[key]  # e.g. another num_labels than the checkpoint's head: start afresh
         missing.append(key)
-    encoder_missing = [k for k in missing if isinstance(model, Encoder)
-                       or k.startswith("encoder.")]
+    encoder_missing = [k for k in missing if is_encoder_key(model, k)]
     if encoder_missing:
         raise ValueError(
             f"{directory} lacks encoder weights {encoder_missing[:4]}"
