@@ -1,19 +1,14 @@
 """glibc malloc settings for training on the CPU: keep freed memory for reuse.
 
 A training step frees and allocates the same large tensors over and over (activations,
-gradients, casts of the weights). glibc returns big blocks to the kernel when they are
-freed (mmap above its threshold, heap trimming at the top), so the next step page-faults
-them back in, zero-filled: about 19,000 faults (75 MB) per BERT-mini step on two cores.
-With the mmap threshold fixed at its largest (32 MB) and trimming off, those blocks stay in
-the process and are reused: about 2,600 faults per step. Measured with two training
-processes taking turns (one with UNMASK_MALLOC=default), 5.1% more steps per second (median
-of 10 rounds). Alone the gain did not show beyond the host's drift: a 10-minute BERT-mini
-run with this and the loss's softmax change made 6,262 tokens/s against 6,190 the session
-before. Memory is about the same either way: 2.4 GB peak in that run, 2.37 GB after 900
-steps with glibc's defaults (benchmarks/RESULTS.md).
+gradients, casts of the weights). glibc returns big blocks to the kernel when they are freed
+(mmap above its threshold, heap trimming at the top), so the next step page-faults them back
+in, zero-filled. With the mmap threshold fixed at its largest (32 MB) and trimming off, those
+blocks stay in the process and are reused: far fewer page faults per step at about the same
+peak memory (benchmarks/RESULTS.md has the measurements).
 
-The settings are process-wide and only change where glibc puts memory, never what a
-program computes. They are not applied where the user set glibc's own variables
+The settings are process-wide and only change where glibc puts memory, never what a program
+computes. They are not applied where the user set glibc's own variables
 (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_: theirs win), with
 UNMASK_MALLOC=default, or where the C library is not glibc.
 """

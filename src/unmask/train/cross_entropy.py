@@ -1,18 +1,15 @@
 """Cross-entropy over a large vocabulary in one pass: loss sum, hits and gradient together.
 
-The MLM decoder yields bf16 logits (N, V) with V = 30,522. F.cross_entropy(logits.float())
-then writes a float32 copy, log-probabilities, a zero-filled gradient and its bf16 cast,
-and accuracy needs another argmax: six passes over ~150 MB per step, 27% of a BERT-mini
-pretraining step on two CPU cores (measured). Here each block of rows is converted to
+F.cross_entropy(logits.float()) on the MLM decoder's bf16 logits (N, V) writes a float32 copy,
+log-probabilities, a zero-filled gradient and its bf16 cast, and accuracy needs another
+argmax: six passes over the step's largest tensor. Here each block of rows is converted to
 float32 while it is in cache, and the gradient d(sum of losses)/d(logits) = softmax - onehot
-is written right away in the logits' dtype; backward only scales it. Measured on (1229,
-30522) bf16 logits: forward + backward 28 ms against 300 ms (F.cross_entropy + argmax).
+is written right away in the logits' dtype; backward only scales it.
 
-linear_cross_entropy goes one step further for the decoder itself (hidden @ weight.T +
-bias, then the loss): the logits live in one buffer that is reused from step to step and
-overwritten by their own gradient, so the step allocates (and page-faults in) no N x V
-tensor at all, and backward scales the small (N, E) and (V, E) products instead of the
-(N, V) gradient. On two CPU cores a fresh 75 MB tensor cost 24 ms in page faults alone.
+linear_cross_entropy fuses the decoder too (hidden @ weight.T + bias, then the loss): the
+logits live in one buffer reused from step to step and overwritten by their own gradient, so
+a step allocates (and page-faults in) no N x V tensor, and backward scales the small (N, E)
+and (V, E) products instead of the (N, V) gradient. Timings: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -27,11 +24,10 @@ def _blockwise(logits: torch.Tensor, targets: torch.Tensor, grad_out: torch.Tens
     """Loss sum and hits of logits (N, V); softmax - onehot into grad_out (N, V), which may
     be `logits` itself (each block is read before it is overwritten), and its column sums
     added to grad_bias float32 (V,) (summing the bf16 gradient afterwards would convert all
-    of it to float32 again: 63 ms on (1211, 30522), measured).
+    of it to float32 again).
 
-    A block is converted into one float32 buffer and torch's fused softmax kernel writes the
-    probabilities into a second: on (1232, 30522) that is 15 ms where exp_, sum and div_ in
-    place took 27 ms (measured). The loss needs log-sum-exp, which softmax does not return,
+    Each block is copied into one float32 buffer and torch's fused softmax kernel writes the
+    probabilities into a second. The loss needs log-sum-exp, which softmax does not return,
     but the largest probability is exp(0) / sum: log-sum-exp = top - log(max prob), exact
     for every row (no underflow where the target's probability is tiny)."""
     n, v = logits.shape

@@ -33,10 +33,9 @@ class MetricsLog:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def records(self, kind: str | None = None) -> list[dict]:
+    def records(self) -> list[dict]:
         lines = self.path.read_text().splitlines() if self.path.is_file() else []
-        out = [json.loads(line) for line in lines if line.strip()]
-        return [r for r in out if kind is None or r["kind"] == kind]
+        return [json.loads(line) for line in lines if line.strip()]
 
 
 def save_loss_curve(records: list[dict], path: str | Path, title: str = "") -> Path:

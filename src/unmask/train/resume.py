@@ -60,13 +60,21 @@ def _write_json(path: Path, obj: Any) -> None:
     _fsync_write(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
 
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
     """optimizer.state_dict() -> (tensors, JSON-able rest)."""
-    tensors = {}
-    for index, entries in state["state"].items():
-        for key, value in entries.items():
-            tensors[f"optim.{index}.{key}"] = value.detach().reshape(value.shape).cpu()
+    tensors = {f"optim.{index}.{key}": value.detach().cpu()
+               for index, entries in state["state"].items() for key, value in entries.items()}
     return tensors, {"param_groups": state["param_groups"]}
+
+
+def _param_groups(meta: dict) -> list[dict]:
+    """The saved optimizer groups, betas back to tuples (JSON made them lists)."""
+    return [{**g, "betas": tuple(g["betas"])} if "betas" in g else g
+            for g in meta["param_groups"]]
 
 
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
@@ -75,9 +83,7 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
         if name.startswith("optim."):
             _, index, key = name.split(".", 2)
             state.setdefault(int(index), {})[key] = value
-    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g
-              for g in meta["param_groups"]]
-    return {"state": state, "param_groups": groups}
+    return {"state": state, "param_groups": _param_groups(meta)}
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
@@ -161,15 +167,9 @@ class CheckpointWriter:
               meta: dict) -> None:
         """Rank 0: model and optimizer tensors plus JSON state, into the temporary folder."""
         self.prepare()
-        tensors: dict[str, torch.Tensor] = {}
-        seen: set[int] = set()
-        for prefix, model in models.items():
-            for key, value in model.state_dict(keep_vars=True).items():
-                # Shared weights (tied decoder, ELECTRA's shared embeddings) are stored once
-                # per model; safetensors refuses two names for one storage, so clone.
-                t = value.detach().cpu()
-                tensors[f"{prefix}.{key}"] = t.clone() if id(value) in seen else t
-                seen.add(id(value))
+        tensors = _own_storage({f"{prefix}.{key}": value.detach().cpu()
+                                for prefix, model in models.items()
+                                for key, value in model.state_dict().items()})
         optim_tensors, optim_meta = _flatten_optimizer(optimizer.state_dict())
         tensors.update(optim_tensors)
         save_file({k: v.contiguous() for k, v in tensors.items()},
@@ -230,7 +230,7 @@ def _own_storage(state: dict) -> dict:
 
 def _run_id(path: Path) -> str | None:
     try:
-        return json.loads((path / f"{_STATE}.json").read_text()).get("run_id")
+        return _read_json(path / f"{_STATE}.json").get("run_id")
     except (OSError, ValueError):
         return None
 
@@ -250,27 +250,25 @@ def read_checkpoint(path: Path, rank: int, world_size: int) -> dict:
         except Exception as err:  # noqa: BLE001 (truncated JSON or safetensors, bad bytes)
             raise DamagedCheckpoint(f"{file} is damaged ({type(err).__name__}: {err})") from None
 
-    meta = read(f"{_STATE}.json", lambda f: json.loads(f.read_text()))
-    saved_world = meta.get("world_size", 1)
+    meta = read(f"{_STATE}.json", _read_json)
+    saved_world, tensors = meta.get("world_size", 1), None
     if meta.get("sharded"):  # DCP re-slices; the data cursor is re-split by the loop
         files = sorted((path / SHARDS).glob("*.safetensors"))
         if not files:
             raise DamagedCheckpoint(f"{path / SHARDS} holds no shard files")
         for file in files:  # a truncated file fails here (header vs size), not mid-load
             read(f"{SHARDS}/{file.name}", _check_safetensors)
-        rng = None
-        if rank < saved_world:
-            rng = (read(f"rng-rank{rank}.safetensors", lambda f: load_file(str(f))),
-                   read(f"rng-rank{rank}.json", lambda f: json.loads(f.read_text())))
-        return {"meta": meta, "tensors": None, "rng": rng, "path": path}
-    if saved_world != world_size:
+    elif saved_world != world_size:
         raise ValueError(f"{path} was written by {saved_world} process(es), this run has "
                          f"{world_size}: resume with {saved_world} (RNG states and the data "
                          "cursor are per process; checkpoints of --shard runs resume with "
                          "any number)")
-    tensors = read(f"{_STATE}.safetensors", lambda f: load_file(str(f)))
-    rng = (read(f"rng-rank{rank}.safetensors", lambda f: load_file(str(f))),
-           read(f"rng-rank{rank}.json", lambda f: json.loads(f.read_text())))
+    else:
+        tensors = read(f"{_STATE}.safetensors", load_file)
+    rng = None  # sharded, more processes than saved: the loop seeds a fresh one
+    if rank < saved_world:
+        rng = (read(f"rng-rank{rank}.safetensors", load_file),
+               read(f"rng-rank{rank}.json", _read_json))
     return {"meta": meta, "tensors": tensors, "rng": rng, "path": path}
 
 
@@ -325,10 +323,9 @@ def apply_sharded_checkpoint(state: dict, objective: torch.nn.Module,
     model_state, optim_state = get_state_dict(objective, optimizer)  # this run's slices
     target = {"model": _own_storage(model_state), "optim": optim_state["state"]}
     dcp.load(target, storage_reader=HuggingFaceStorageReader(str(state["path"] / SHARDS)))
-    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g
-              for g in meta["optimizer"]["param_groups"]]
     set_state_dict(objective, optimizer, model_state_dict=target["model"],
-                   optim_state_dict={"state": target["optim"], "param_groups": groups})
+                   optim_state_dict={"state": target["optim"],
+                                     "param_groups": _param_groups(meta["optimizer"])})
     if state["rng"] is not None:
         set_rng_state(*state["rng"])
     return meta

@@ -16,21 +16,19 @@ _START_MARKS = ("Ġ", "▁")
 def continuation_table(vocab: dict[str, int], vocab_size: int) -> np.ndarray:
     """bool (V,): True where a token continues the word before it.
 
-    vocab: token string -> id (tokenizers' get_vocab()).
+    vocab: token string -> id (tokenizers' get_vocab()); ids >= vocab_size are left out.
     """
     table = np.zeros(vocab_size, dtype=bool)
-    if any(t.startswith("##") for t in vocab):
-        for token, i in vocab.items():
-            table[i] = token.startswith("##") and i < vocab_size
-        return table
-    for mark in _START_MARKS:
-        if any(t.startswith(mark) for t in vocab):
-            for token, i in vocab.items():
-                if i < vocab_size:
-                    # punctuation pieces without the mark also start words in practice
-                    table[i] = not token.startswith(mark) and token.isalnum()
-            return table
-    return table  # unknown scheme: every token is its own word
+    wordpiece = any(t.startswith("##") for t in vocab)
+    mark = next((m for m in _START_MARKS if any(t.startswith(m) for t in vocab)), None)
+    if not wordpiece and mark is None:
+        return table  # unknown scheme: every token is its own word
+    for token, i in vocab.items():
+        if i < vocab_size:
+            # without the start mark, punctuation pieces also start words in practice
+            table[i] = token.startswith("##") if wordpiece else (
+                not token.startswith(mark) and token.isalnum())
+    return table
 
 
 def word_ids(input_ids: torch.Tensor, special_tokens_mask: torch.Tensor,
