@@ -19,16 +19,14 @@ and returns, all float32:
 
 What runs: the padded layout on the "sdpa" kernel (the unpadded layout gathers and scatters
 by data-dependent indices, which ONNX graphs handle poorly), traced by torch.onnx.export's
-TorchScript exporter (dynamo=False). The dynamo exporter (torch.export) refuses the encoder:
-its input checks branch on tensor values (bool(attention_mask.all())), which torch.export
-calls data-dependent. Tracing records the branch taken for the example batch, so the example
-has padding and the graph always applies the padding mask (a batch without padding gives the
-same numbers through it). Not traced: the guard for a row with no real token at all, which
-the pipelines never send. Any family the encoder builds exports, as the wrapper below only
-calls the model's own encoder and head.
+TorchScript exporter (dynamo=False): torch.export refuses the encoder, whose input checks
+branch on tensor values (bool(attention_mask.all())). Tracing records the branch taken for
+the example batch, so the example has padding and the graph always applies the padding mask
+(a batch without padding gives the same numbers through it). Not traced: the guard for a row
+with no real token at all, which the pipelines never send. Any family the encoder builds
+exports, as the wrapper below only calls the model's own encoder and head.
 
-int8: onnxruntime.quantization.quantize_dynamic with per-channel int8 weights (ONNX Runtime's
-own dynamic quantisation), as a second file; needs the onnxruntime package.
+int8: a second file, from quantize_onnx (needs the onnxruntime package).
 """
 
 from __future__ import annotations

@@ -236,10 +236,10 @@ def _pyarrow():
 def _read_parquet(spec: GlueTask, files: list[Path], test: bool, ax: bool):
     pq = _pyarrow()
     text_col, pair_col = AX_HUB_COLUMNS if ax else spec.hub_columns
+    wanted = [c for c in (text_col, pair_col, "idx", "label") if c is not None]
     rows, ids = [], []
     for path in files:
         table = pq.read_table(path)
-        wanted = [c for c in (text_col, pair_col, "idx", "label") if c is not None]
         missing = [c for c in wanted if c not in table.column_names]
         if missing:
             raise DataError(path, None, f"{spec.title}: columns {table.column_names} lack "
