@@ -399,22 +399,22 @@ def _deberta_head(task, h, c):
 def _head_to_hf(model: nn.Module) -> dict:
     """The config.json entries that describe a task head (labels, dropout, pooling...)."""
     out: dict[str, Any] = {}
-    head = getattr(model, "head", None)
-    if isinstance(head, MaskedLMHead):
-        out["tie_word_embeddings"] = head.decoder is None
     if isinstance(model, TaskModel) and hasattr(model, "num_labels"):
         id2label = model.id2label or {i: f"LABEL_{i}" for i in range(model.num_labels)}
         out["id2label"] = {str(k): v for k, v in id2label.items()}
         out["label2id"] = {v: int(k) for k, v in id2label.items()}
         if getattr(model, "problem_type", None):
             out["problem_type"] = model.problem_type
-    if head is not None and "dropout" in head.spec():
-        p = head.spec()["dropout"]
-        out.update(classifier_dropout=p, seq_classif_dropout=p, classifier_dropout_prob=p,
-                   cls_dropout=p)
-    if head is not None and isinstance(head, (SequenceClassificationHead, TokenClassificationHead,
-                                              MaskedLMHead)):
-        s = head.spec()
+    head = getattr(model, "head", None)
+    if head is None:
+        return out
+    s = head.spec()
+    if isinstance(head, MaskedLMHead):
+        out["tie_word_embeddings"] = head.decoder is None
+    if "dropout" in s:
+        out.update(dict.fromkeys(("classifier_dropout", "seq_classif_dropout",
+                                  "classifier_dropout_prob", "cls_dropout"), s["dropout"]))
+    if isinstance(head, (SequenceClassificationHead, TokenClassificationHead, MaskedLMHead)):
         if "pooling" in s:
             out["classifier_pooling"] = s["pooling"]
         if s.get("activation") is not None:

@@ -144,12 +144,9 @@ ALBERT_HEADS = {
 MODERNBERT_HEADS = {
     "masked_lm": {"head.transform.dense": "head.dense", "head.transform.norm": "head.norm",
                   "head.bias": "decoder.bias", "head.decoder.weight": "decoder.weight"},
-    "sequence_classification": {"head.dense.dense": "head.dense", "head.dense.norm": "head.norm",
-                                "head.out": "classifier"},
-    "token_classification": {"head.dense.dense": "head.dense", "head.dense.norm": "head.norm",
-                             "head.out": "classifier"},
-    "question_answering": {"head.dense.dense": "head.dense", "head.dense.norm": "head.norm",
-                           "head.out": "classifier"},
+    **{task: {"head.dense.dense": "head.dense", "head.dense.norm": "head.norm",
+              "head.out": "classifier"}
+       for task in ("sequence_classification", "token_classification", "question_answering")},
 }
 DEBERTA_HEADS = {  # masked_lm: the current head (legacy=False); DEBERTA_LEGACY renames the old
     "masked_lm": {"head.transform.dense": "lm_predictions.lm_head.dense",

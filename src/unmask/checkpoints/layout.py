@@ -55,10 +55,8 @@ def load(name_or_path: str | Path, task: str | None = None, *, dtype: torch.dtyp
     """Load a checkpoint directory (Hugging Face or unmask format) or hub id.
 
     task: None (from the checkpoint: architectures in config.json, or unmask.json), or one of
-        "encoder", "embedding", "masked_lm", "sequence_classification",
-        "token_classification", "question_answering", "replaced_token_detection". Loading a
-        task whose head the checkpoint lacks initialises the head (warning lists it);
-        train before use.
+        unmask.heads.TASKS ("encoder", "embedding", "masked_lm", ...). Loading a task whose
+        head the checkpoint lacks initialises the head (warning lists it); train before use.
     dtype: convert the weights (e.g. torch.bfloat16); default float32.
     backend: the encoder's attention backend (default "sdpa"; Embedder: "unpadded").
     allow_pickle: permit pytorch_model.bin (see read_weights).
