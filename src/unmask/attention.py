@@ -17,12 +17,9 @@ Kernels (`backend=`; same inputs, same result up to rounding):
             attends over those; work and memory scale with the allowed blocks, not Q * K.
             Pays off for local / block-sparse masks on long sequences; for dense masks it only
             adds gathering.
-  "flex"    torch FlexAttention (torch >= 2.5) with a BlockMask built from the mask. On CUDA it
-            runs torch.compile'd (the fused, block-skipping kernel). On CPU it runs uncompiled
-            by default (flex's reference path, which materialises the scores), because compiling
-            costs seconds per new shape there and this torch's compiled CPU kernel is wrong for
-            lengths off its 128 tile; attention_flex(..., compile=True) compiles anyway,
-            padding to whole tiles. torch has no flex backward on CPU: there it is inference only.
+  "flex"    torch FlexAttention (torch >= 2.5) with a BlockMask built from the mask:
+            torch.compile'd on CUDA (the fused, block-skipping kernel), uncompiled on CPU by
+            default (see attention_flex). torch has no flex backward on CPU: inference only.
 Extras of `attention`: an additive score `bias` (relative positions, ALiBi, DeBERTa's
 disentangled terms) on "eager" / "sdpa", a custom `scale`, `dropout_p` on the probabilities,
 `return_probs` for pictures. Dropout on "sparse" / "flex" runs "sdpa" (they have none).
@@ -72,7 +69,7 @@ def attention(q, k, v, mask=None, backend: str = "sdpa", *, bias: torch.Tensor |
         fn = attention_sparse if backend == "sparse" else attention_flex
         return fn(q, k, v, mask, scale=scale)
     _check_qkv(q, k, v)
-    allowed = _resolve_mask(mask, q, k)
+    allowed = resolve(mask, (*q.shape[:3], k.shape[2]), q.device)
     if bias is not None:
         if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
             raise TypeError(f"bias must be a float tensor, got {type(bias).__name__}")
@@ -89,13 +86,17 @@ def attention(q, k, v, mask=None, backend: str = "sdpa", *, bias: torch.Tensor |
 
 # --- the guard and the two dense kernels ----------------------------------------------------
 
-def _open_empty_rows(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The guard for queries with no allowed key. allowed: bool (..., Q, K).
+def _open_empty_rows(
+        allowed: torch.Tensor | None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The guard for queries with no allowed key. allowed: bool (..., Q, K), or None.
 
     Returns (allowed, empty): empty is bool (..., Q, 1), True for such rows, or None when there
     are none; the returned mask lets those rows see every key, so that no softmax is over
     nothing (NaN). Callers zero those rows' outputs: `out.masked_fill(empty, 0.0)`.
     """
+    if allowed is None:
+        return None, None
     empty = ~allowed.any(dim=-1, keepdim=True)
     if not bool(empty.any()):
         return allowed, None
@@ -107,9 +108,8 @@ def _written_out(q, k, v, allowed, bias, scale: float, dropout_p: float):
     scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, Q, K)
     if bias is not None:
         scores = scores + bias
-    empty = None
+    allowed, empty = _open_empty_rows(allowed)
     if allowed is not None:
-        allowed, empty = _open_empty_rows(allowed)
         scores = scores + Mask(allowed).to_additive(scores.dtype)
     # torch's softmax accumulates in float32 for fp16 / bf16 inputs: no overflow.
     probs = torch.softmax(scores, dim=-1)
@@ -121,10 +121,7 @@ def _written_out(q, k, v, allowed, bias, scale: float, dropout_p: float):
 
 def _sdpa(q, k, v, allowed, bias=None, scale=None, dropout_p: float = 0.0) -> torch.Tensor:
     """torch's SDPA over any leading axes (..., L, D), with the guard; allowed may be None."""
-    empty = None
-    attn_mask = allowed
-    if allowed is not None:
-        attn_mask, empty = _open_empty_rows(allowed)
+    attn_mask, empty = _open_empty_rows(allowed)
     if bias is not None:
         bias = bias.to(q.dtype)
         attn_mask = bias if attn_mask is None else bias + Mask(attn_mask).to_additive(q.dtype)
@@ -150,11 +147,6 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         )
 
 
-def _resolve_mask(mask, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor | None:
-    """Mask / bool tensor / None -> bool tensor broadcastable to (B, H, Q, K), or None."""
-    return resolve(mask, (*q.shape[:3], k.shape[2]), q.device)
-
-
 # --- block-sparse ---------------------------------------------------------------------------
 
 def attention_sparse(q, k, v, mask=None, *, block_size: int = 64,
@@ -174,7 +166,7 @@ def attention_sparse(q, k, v, mask=None, *, block_size: int = 64,
     instead of Q * K; a Python loop over chunks, never over single blocks.
     """
     _check_qkv(q, k, v)
-    allowed = _resolve_mask(mask, q, k)
+    allowed = resolve(mask, (*q.shape[:3], k.shape[2]), q.device)
     if allowed is None:
         return F.scaled_dot_product_attention(q, k, v, scale=scale)  # nothing to skip
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
@@ -313,7 +305,7 @@ def attention_flex(q, k, v, mask=None, *, block_size: int = 128, compile: bool |
             )
         block_mask = mask
     else:
-        allowed = _resolve_mask(mask, q, k)
+        allowed = resolve(mask, (*q.shape[:3], k.shape[2]), q.device)
         if pad_tiles:
             multiple = math.lcm(block_size, _CPU_FLEX_TILE)
             q_pad, k_pad = -q_len % multiple, -k_len % multiple

@@ -20,7 +20,7 @@ other way round). Labels use -100 for "no loss here", as in Hugging Face.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from torch import nn
 from unmask.batching import IGNORE_INDEX, padded_batches
 from unmask.config import EncoderConfig
 from unmask.dropout import Dropout
-from unmask.model import Encoder, activation, init_weights
+from unmask.model import Encoder, _Output, activation, init_weights
 
 POOLINGS = ("cls", "mean", "max")
 
@@ -87,18 +87,31 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, mode: str = 
 class _Head(nn.Module):
     """Remembers its constructor arguments, so a checkpoint can rebuild it (spec())."""
 
-    def _remember(self, **kwargs: Any) -> None:
-        self._spec = kwargs
+    def _remember(self, args: dict[str, Any]) -> None:
+        """args: the constructor's locals() before any other assignment."""
+        self._spec = {k: v for k, v in args.items() if k not in ("self", "__class__")}
 
     def spec(self) -> dict[str, Any]:
         """Constructor arguments of this head (JSON-able)."""
         return dict(self._spec)
 
 
-def _optional_transform(hidden_size, activation_name, norm_eps, bias, norm_bias):
-    if activation_name is None:
-        return None
-    return Transform(hidden_size, hidden_size, activation_name, norm_eps, bias, norm_bias)
+class _Classifier(_Head):
+    """[dense -> activation (-> LayerNorm)] -> dropout -> linear: (..., H) -> (..., C)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, activation: str | None,
+                 norm_eps: float | None, dense_bias: bool, norm_bias: bool, dropout: float):
+        super().__init__()
+        _check_labels(num_labels)
+        self.dense = None if activation is None else Transform(
+            hidden_size, hidden_size, activation, norm_eps, dense_bias, norm_bias)
+        self.drop = Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dense is not None:
+            x = self.dense(x)
+        return self.out(self.drop(x))
 
 
 class MaskedLMHead(_Head):
@@ -113,10 +126,7 @@ class MaskedLMHead(_Head):
                  activation: str = "gelu", norm_eps: float = 1e-12, dense_bias: bool = True,
                  norm_bias: bool = True, decoder_bias: bool = True, tied: bool = True):
         super().__init__()
-        self._remember(hidden_size=hidden_size, vocab_size=vocab_size,
-                       embedding_size=embedding_size, activation=activation, norm_eps=norm_eps,
-                       dense_bias=dense_bias, norm_bias=norm_bias, decoder_bias=decoder_bias,
-                       tied=tied)
+        self._remember(locals())
         e = embedding_size or hidden_size
         self.transform = Transform(hidden_size, e, activation, norm_eps, dense_bias, norm_bias)
         self.decoder = None if tied else nn.Linear(e, vocab_size, bias=False)
@@ -131,7 +141,7 @@ class MaskedLMHead(_Head):
         return F.linear(self.transform(hidden), self.decoder_weight(word_embeddings), self.bias)
 
 
-class SequenceClassificationHead(_Head):
+class SequenceClassificationHead(_Classifier):
     """pool -> [dense -> activation (-> LayerNorm)] -> dropout -> linear to num_labels.
 
     pooling: "cls" or "mean" (see pool). activation: None for no dense layer, else its
@@ -142,46 +152,27 @@ class SequenceClassificationHead(_Head):
     def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls",
                  activation: str | None = "tanh", norm_eps: float | None = None,
                  dense_bias: bool = True, norm_bias: bool = True, dropout: float = 0.1):
-        super().__init__()
         if pooling not in ("cls", "mean"):
             raise ValueError(f"classification pooling must be 'cls' or 'mean', got {pooling!r}")
-        _check_labels(num_labels)
-        self._remember(hidden_size=hidden_size, num_labels=num_labels, pooling=pooling,
-                       activation=activation, norm_eps=norm_eps, dense_bias=dense_bias,
-                       norm_bias=norm_bias, dropout=dropout)
+        super().__init__(hidden_size, num_labels, activation, norm_eps, dense_bias, norm_bias,
+                         dropout)
+        self._remember(locals())
         self.pooling = pooling
-        self.dense = _optional_transform(hidden_size, activation, norm_eps, dense_bias, norm_bias)
-        self.drop = Dropout(dropout)
-        self.out = nn.Linear(hidden_size, num_labels)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """hidden: (B, L, H); attention_mask: (B, L) or None. Returns logits (B, C)."""
-        x = pool(hidden, attention_mask, self.pooling)  # (B, H)
-        if self.dense is not None:
-            x = self.dense(x)
-        return self.out(self.drop(x))
+        return super().forward(pool(hidden, attention_mask, self.pooling))  # pooled: (B, H)
 
 
-class TokenClassificationHead(_Head):
+class TokenClassificationHead(_Classifier):
     """[dense -> activation (-> LayerNorm)] -> dropout -> linear, per token: (B, L, C)."""
 
     def __init__(self, hidden_size: int, num_labels: int, activation: str | None = None,
                  norm_eps: float | None = None, dense_bias: bool = True, norm_bias: bool = True,
                  dropout: float = 0.1):
-        super().__init__()
-        _check_labels(num_labels)
-        self._remember(hidden_size=hidden_size, num_labels=num_labels, activation=activation,
-                       norm_eps=norm_eps, dense_bias=dense_bias, norm_bias=norm_bias,
-                       dropout=dropout)
-        self.dense = _optional_transform(hidden_size, activation, norm_eps, dense_bias, norm_bias)
-        self.drop = Dropout(dropout)
-        self.out = nn.Linear(hidden_size, num_labels)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden: (B, L, H) -> logits (B, L, C)."""
-        if self.dense is not None:
-            hidden = self.dense(hidden)
-        return self.out(self.drop(hidden))
+        super().__init__(hidden_size, num_labels, activation, norm_eps, dense_bias, norm_bias,
+                         dropout)
+        self._remember(locals())
 
 
 class QuestionAnsweringHead(TokenClassificationHead):
@@ -195,8 +186,7 @@ class QuestionAnsweringHead(TokenClassificationHead):
 
     def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """hidden: (B, L, H) -> (start_logits, end_logits), each (B, L)."""
-        start, end = super().forward(hidden).unbind(dim=-1)
-        return start, end
+        return super().forward(hidden).unbind(dim=-1)
 
 
 class ReplacedTokenHead(_Head):
@@ -204,7 +194,7 @@ class ReplacedTokenHead(_Head):
 
     def __init__(self, hidden_size: int, activation: str = "gelu"):
         super().__init__()
-        self._remember(hidden_size=hidden_size, activation=activation)
+        self._remember(locals())
         self.dense = Transform(hidden_size, hidden_size, activation)
         self.out = nn.Linear(hidden_size, 1)
 
@@ -224,12 +214,6 @@ def default_head_activation(config: EncoderConfig) -> str:
 
 
 # --- outputs ---------------------------------------------------------------------------------
-
-@dataclass
-class _Output:
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
 
 @dataclass
 class MaskedLMOutput(_Output):
@@ -284,6 +268,15 @@ class TaskModel(nn.Module):
 
     task: str = ""
 
+    def _build(self, config: EncoderConfig, backend: str, layout: str, head: nn.Module | None,
+               default: Callable[[], nn.Module]) -> None:
+        """Set .encoder and .head: the given head, or default() with BERT's initialisation."""
+        self.encoder = Encoder(config, backend, layout)
+        if head is None:
+            head = default()
+            head.apply(init_weights)
+        self.head = head
+
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, mask,
                 output_hidden_states, backend, layout):
         return self.encoder(input_ids, attention_mask=attention_mask,
@@ -312,13 +305,9 @@ class MaskedLM(TaskModel):
     def __init__(self, config: EncoderConfig, head: MaskedLMHead | None = None,
                  backend: str = "sdpa", layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend, layout)
-        if head is None:
-            head = MaskedLMHead(config.hidden_size, config.vocab_size, config.embedding_size,
-                                default_head_activation(config), config.layer_norm_eps,
-                                norm_bias=config.norm_bias)
-            head.apply(init_weights)
-        self.head = head
+        self._build(config, backend, layout, head, lambda: MaskedLMHead(
+            config.hidden_size, config.vocab_size, config.embedding_size,
+            default_head_activation(config), config.layer_norm_eps, norm_bias=config.norm_bias))
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 mask=None, labels=None, masked_only: bool = False,
@@ -347,10 +336,8 @@ class MaskedLM(TaskModel):
         else:
             logits = self.head(hidden, word)  # (B, L, V)
             targets = labels
-        loss = None
-        if labels is not None:
-            targets = _check_token_labels(targets, None)
-            loss = _token_cross_entropy(logits, targets)
+        loss = None if labels is None else _token_cross_entropy(
+            logits, _check_token_labels(targets, None))
         return MaskedLMOutput(logits=logits, loss=loss, positions=positions,
                               hidden_states=out.hidden_states)
 
@@ -372,13 +359,9 @@ class SequenceClassifier(TaskModel):
                  id2label: dict[int, str] | None = None, backend: str = "sdpa",
                  layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend, layout)
-        if head is None:
-            head = SequenceClassificationHead(config.hidden_size, num_labels,
-                                              dropout=config.hidden_dropout)
-            head.apply(init_weights)
-        self.head = head
-        self.num_labels = head.out.out_features
+        self._build(config, backend, layout, head, lambda: SequenceClassificationHead(
+            config.hidden_size, num_labels, dropout=config.hidden_dropout))
+        self.num_labels = self.head.out.out_features
         if problem_type not in (None, "regression", "single_label_classification",
                                 "multi_label_classification"):
             raise ValueError(f"unknown problem_type {problem_type!r}")
@@ -436,14 +419,11 @@ class MultipleChoice(TaskModel):
     def __init__(self, config: EncoderConfig, head: SequenceClassificationHead | None = None,
                  backend: str = "sdpa", layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend, layout)
-        if head is None:
-            head = SequenceClassificationHead(config.hidden_size, 1, dropout=config.hidden_dropout)
-            head.apply(init_weights)
-        if head.out.out_features != 1:
+        self._build(config, backend, layout, head, lambda: SequenceClassificationHead(
+            config.hidden_size, 1, dropout=config.hidden_dropout))
+        if self.head.out.out_features != 1:
             raise ValueError(f"a multiple-choice head scores each choice with one output, got "
-                             f"{head.out.out_features}")
-        self.head = head
+                             f"{self.head.out.out_features}")
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 mask=None, labels=None, output_hidden_states: bool = False,
@@ -486,13 +466,9 @@ class TokenClassifier(TaskModel):
                  id2label: dict[int, str] | None = None, backend: str = "sdpa",
                  layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend, layout)
-        if head is None:
-            head = TokenClassificationHead(config.hidden_size, num_labels,
-                                           dropout=config.hidden_dropout)
-            head.apply(init_weights)
-        self.head = head
-        self.num_labels = head.out.out_features
+        self._build(config, backend, layout, head, lambda: TokenClassificationHead(
+            config.hidden_size, num_labels, dropout=config.hidden_dropout))
+        self.num_labels = self.head.out.out_features
         self.id2label = id2label
 
     def spec(self) -> dict[str, Any]:
@@ -506,9 +482,8 @@ class TokenClassifier(TaskModel):
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
                            output_hidden_states, backend, layout)
         logits = self.head(out.last_hidden_state)  # (B, L, C)
-        loss = None
-        if labels is not None:
-            loss = _token_cross_entropy(logits, _check_token_labels(labels, logits))
+        loss = None if labels is None else _token_cross_entropy(
+            logits, _check_token_labels(labels, logits))
         return ClassifierOutput(logits=logits, loss=loss, hidden_states=out.hidden_states)
 
 
@@ -520,11 +495,8 @@ class QuestionAnswering(TaskModel):
     def __init__(self, config: EncoderConfig, head: QuestionAnsweringHead | None = None,
                  backend: str = "sdpa", layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend, layout)
-        if head is None:
-            head = QuestionAnsweringHead(config.hidden_size, dropout=0.0)
-            head.apply(init_weights)
-        self.head = head
+        self._build(config, backend, layout, head,
+                    lambda: QuestionAnsweringHead(config.hidden_size, dropout=0.0))
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 mask=None, start_positions=None, end_positions=None,
@@ -558,11 +530,8 @@ class ReplacedTokenDetector(TaskModel):
     def __init__(self, config: EncoderConfig, head: ReplacedTokenHead | None = None,
                  backend: str = "sdpa", layout: str = "padded"):
         super().__init__()
-        self.encoder = Encoder(config, backend, layout)
-        if head is None:
-            head = ReplacedTokenHead(config.hidden_size, default_head_activation(config))
-            head.apply(init_weights)
-        self.head = head
+        self._build(config, backend, layout, head,
+                    lambda: ReplacedTokenHead(config.hidden_size, default_head_activation(config)))
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 mask=None, labels=None, output_hidden_states: bool = False,
@@ -662,8 +631,7 @@ TASKS: dict[str, type[nn.Module]] = {
 # --- losses ----------------------------------------------------------------------------------
 
 def _check_token_labels(labels, like: torch.Tensor | None) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor):
-        labels = torch.as_tensor(labels)
+    labels = torch.as_tensor(labels)
     if labels.is_floating_point() and like is None:
         raise TypeError(f"labels must be integer ids (-100 = no loss), got {labels.dtype}")
     if like is not None and labels.shape != like.shape[: labels.dim()]:

@@ -21,8 +21,8 @@ attention; everything else works per token on (..., H). So the same blocks run o
             scattered back into (B, L) for one kernel call under the padding mask (CPU has no
             variable-length kernel), or, when padding is the only mask, into length groups of
             similar rows, one tightly padded call each (LengthGroups); padding is restored once
-            after the last block. A batch
-            without padding runs the padded layout (the same computation).
+            after the last block. A batch without padding runs the padded layout (the same
+            computation).
 Both give the same outputs at real tokens (parity tests in tests/test_model.py). Outputs at
 padding positions (hidden states, attention rows of padding queries) are unspecified: zeros on
 the unpadded path, whatever the math gives on the padded path (Hugging Face does the same).
@@ -68,8 +68,15 @@ def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return _ACTIVATIONS[name]
 
 
+class _Output:
+    """Base of the output dataclasses: out["name"] reads a field, as with transformers."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
 @dataclass
-class EncoderOutput:
+class EncoderOutput(_Output):
     """What `Encoder.forward` returns.
 
     last_hidden_state: (B, L, H) float, the last block's output (after the final norm for
@@ -84,9 +91,6 @@ class EncoderOutput:
     last_hidden_state: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
-
-    def __getitem__(self, key: str) -> Any:  # out["last_hidden_state"], as with transformers
-        return getattr(self, key)
 
 
 # --- modules ---------------------------------------------------------------------------------
@@ -145,18 +149,17 @@ class SelfAttention(nn.Module):
 
     def project_relative(self, table: torch.Tensor):
         """table (R, H) -> (Pk, Pq), each (nh, R, hd) or None where that term is off."""
-        h = table.shape[-1]
-        w, b = self.qkv.weight, self.qkv.bias
-        shared = {"query": (w[:h], None if b is None else b[:h]),
-                  "key": (w[h:2 * h], None if b is None else b[h:2 * h])}
-        out = []
-        for term, name, own in (("c2p", "key", self.pos_key), ("p2c", "query", self.pos_query)):
+        h, w, b = table.shape[-1], self.qkv.weight, self.qkv.bias
+
+        def project(term: str, own: nn.Linear | None, part: int) -> torch.Tensor | None:
             if term not in self.terms:
-                out.append(None)
-                continue
-            p = own(table) if own is not None else F.linear(table, *shared[name])  # (R, H)
-            out.append(p.view(p.shape[0], self.heads, -1).transpose(0, 1))  # (nh, R, hd)
-        return tuple(out)
+                return None
+            rows = slice(part * h, (part + 1) * h)  # part 0: q's rows of the fused qkv, 1: k's
+            p = own(table) if own is not None else F.linear(
+                table, w[rows], None if b is None else b[rows])  # (R, H)
+            return p.view(p.shape[0], self.heads, -1).transpose(0, 1)  # (nh, R, hd)
+
+        return project("c2p", self.pos_key, 1), project("p2c", self.pos_query, 0)
 
 
 class MLP(nn.Module):
@@ -175,10 +178,8 @@ class MLP(nn.Module):
         h = self.up(x)  # (..., I) or (..., 2I)
         if self.gated:
             a, gate = h.chunk(2, dim=-1)  # (..., I) each
-            h = self.act(a) * gate
-        else:
-            h = self.act(h)
-        return self.down(h)
+            return self.down(self.act(a) * gate)
+        return self.down(self.act(h))
 
 
 class Block(nn.Module):
@@ -230,11 +231,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def _and(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a & b
+    """a & b, where None is the mask that allows everything."""
+    return b if a is None else a if b is None else a & b
 
 
 # --- attention in either layout --------------------------------------------------------------
@@ -245,8 +243,8 @@ class _Attend:
     masks: {is_local: bool mask broadcastable to (B, nh, L, L) or None}, padding folded in.
     rope: {theta: (cos, sin) (B|1, L, 1, hd)} or None. keep: None for the padded layout
     ((B, L, 3H) in, (B, L, H) out); for the unpadded one, the (T,) flat index (row * L +
-    column) of each real token: (T, 3H) is scattered into (B, L) for one attention call (CPU
-    has no variable-length kernel) and the T real rows are gathered back, (T, H) out.
+    column) of each real token: (T, 3H) is scattered into (B, L) (shape) for one attention
+    call and the T real rows are gathered back, (T, H) out.
     probs: a list collecting each layer's probabilities (B, nh, L, L), or None.
     relative: DeBERTa's (table (R, H), index (B|1, L, L)) for unmask.relative, or None.
     groups: for the unpadded layout when padding is the only mask (see `LengthGroups`): rows
@@ -267,8 +265,7 @@ class _Attend:
             return self._grouped(qkv, nh, hd)
         if self.keep is not None:  # (T, 3H) -> (B, L, 3H), a fresh buffer: zeros at padding
             b, n = self.shape
-            qkv = qkv.new_zeros(b * n, qkv.shape[-1]).index_copy_(0, self.keep, qkv)
-            qkv = qkv.view(b, n, -1)
+            qkv = qkv.new_zeros(b * n, qkv.shape[-1]).index_copy_(0, self.keep, qkv).view(b, n, -1)
         b, n, _ = qkv.shape
         q, k, v = qkv.view(b, n, 3, nh, hd).unbind(2)  # (B, L, nh, hd) each
         if self.rope is not None:
@@ -408,7 +405,7 @@ class Encoder(nn.Module):
         attention_mask: (B, L) bool or 0/1 ints, True/1 = real token (a tokenizer's mask);
             None = no padding. Any padding pattern works (right, left, or holes).
         token_type_ids: int64 (B, L) segment ids; None = zeros. Ignored by models without
-            segment embeddings as long as they are all 0.
+            segment embeddings.
         position_ids: int64 (B, L) or (L,), rows of the position table (RoPE angles for
             rotary models), used as given (RoBERTa's offset included). None = 0, 1, 2, ...
             counted over the real tokens of each row, plus config.position_offset, so a
@@ -456,8 +453,9 @@ class Encoder(nn.Module):
                 table, index = table[lo:hi], index - lo
             attend.relative = (table, index)
 
+        keep = None  # (T,) flat index of the real tokens, on the unpadded layout
         if layout == "unpadded" and pad is not None:
-            keep = attention_mask.reshape(-1).nonzero().squeeze(1)  # (T,) flat index of tokens
+            keep = attention_mask.reshape(-1).nonzero().squeeze(1)
             attend.keep, attend.shape = keep, (b, n)
             if (explicit is None and local_mask is None and attend.rope is None
                     and self.relative is None and not output_attentions
@@ -465,14 +463,13 @@ class Encoder(nn.Module):
                 attend.groups = LengthGroups(attention_mask, keep)
             x = self.embeddings(*(t.expand(b, n).reshape(-1)[keep]
                                   for t in (input_ids, position_ids, token_type_ids)))  # (T, H)
-
-            def restore(h: torch.Tensor) -> torch.Tensor:  # (T, H) -> (B, L, H), zeros at pads
-                return h.new_zeros(b * n, h.shape[-1]).index_copy_(0, keep, h).view(b, n, -1)
         else:  # without padding the unpadded layout is the padded one, minus the bookkeeping
             x = self.embeddings(input_ids, position_ids.expand(b, n), token_type_ids)  # (B,L,H)
 
-            def restore(h: torch.Tensor) -> torch.Tensor:
+        def restore(h: torch.Tensor) -> torch.Tensor:  # (T, H) -> (B, L, H), zeros at pads
+            if keep is None:
                 return h
+            return h.new_zeros(b * n, h.shape[-1]).index_copy_(0, keep, h).view(b, n, -1)
 
         hidden = [restore(x)] if output_hidden_states else None
         embedded = x
@@ -482,7 +479,7 @@ class Encoder(nn.Module):
                 real = (attention_mask if attention_mask is not None
                         else input_ids.new_ones(b, n, dtype=torch.bool)).bool()[..., None]
                 x = self.conv(restore(embedded), restore(x), real, position_ids)
-                x = x if attend.keep is None else x.view(b * n, -1).index_select(0, attend.keep)
+                x = x if keep is None else x.view(b * n, -1).index_select(0, keep)
             if self.final_norm is not None and i == cfg.num_layers - 1:
                 x = self.final_norm(x)
             if hidden is not None:
@@ -521,8 +518,7 @@ class Encoder(nn.Module):
             )
         if attention_mask is None:
             return input_ids, None
-        if not isinstance(attention_mask, torch.Tensor):
-            attention_mask = torch.as_tensor(attention_mask)
+        attention_mask = torch.as_tensor(attention_mask)
         if attention_mask.shape != input_ids.shape:
             raise ValueError(
                 f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids "
@@ -545,8 +541,7 @@ class Encoder(nn.Module):
         # tokenizer gives a pair's second segment type 1 though the model has no table).
         if token_type_ids is None or not self.config.type_vocab_size:
             return torch.zeros_like(input_ids)
-        if not isinstance(token_type_ids, torch.Tensor):
-            token_type_ids = torch.as_tensor(token_type_ids)
+        token_type_ids = torch.as_tensor(token_type_ids)
         if token_type_ids.shape != input_ids.shape:
             raise ValueError(
                 f"token_type_ids has shape {tuple(token_type_ids.shape)} but input_ids "
@@ -567,8 +562,7 @@ class Encoder(nn.Module):
                 position_ids = (attention_mask.long().cumsum(1) - 1).clamp_(min=0)  # (B, L)
             position_ids = position_ids + cfg.position_offset
         else:
-            if not isinstance(position_ids, torch.Tensor):
-                position_ids = torch.as_tensor(position_ids)
+            position_ids = torch.as_tensor(position_ids)
             if position_ids.dim() == 1:
                 position_ids = position_ids[None]
             if position_ids.dim() != 2 or position_ids.shape[1] != n or \
@@ -593,11 +587,8 @@ class Encoder(nn.Module):
         cfg = self.config
         if cfg.position != "rotary":
             return None
-        tables = {}
-        for theta in {cfg.rope_theta_of(i) for i in range(cfg.num_layers)}:
-            cos, sin = rope_tables(positions, cfg.head_dim, theta)
-            tables[theta] = (cos.unsqueeze(2), sin.unsqueeze(2))
-        return tables
+        return {theta: tuple(t.unsqueeze(2) for t in rope_tables(positions, cfg.head_dim, theta))
+                for theta in {cfg.rope_theta_of(i) for i in range(cfg.num_layers)}}
 
 
 def _kernel_and_layout(backend: str, layout: str | None) -> tuple[str, str | None]:
