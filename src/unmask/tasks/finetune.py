@@ -6,14 +6,10 @@
 
 The Task turns files into features, a batch into a summed loss and a model into metrics; the
 engine (unmask.train.loop.Trainer) does the rest: accumulation, torchrun / DDP, bf16, compile,
-the schedule, checkpoints and exact --resume, metrics.jsonl and loss.png. The dev metric is
-computed every `eval_every` steps (0: every epoch) and at the end; the best model so far is
-written to out/model (unmask) and out/hf (Hugging Face layout with label names, tokenizer files
-alongside), and training stops after `patience` evaluations without improvement.
-
-ELECTRA / DeBERTa's recipe pieces come from the settings: layer_decay (layer-wise learning
-rates, unmask.train.optim) and freeze_embeddings / freeze_layers (the embeddings and the lowest
-N layers stay as pretrained):
+the schedule, checkpoints and exact --resume, metrics.jsonl and loss.png, early stopping on
+the dev metric. The best model is written to out/model (unmask) and out/hf (Hugging Face
+layout with label names, tokenizer files alongside). ELECTRA / DeBERTa's recipe pieces
+(layer_decay, freeze_embeddings, freeze_layers: unmask.train.optim) are settings:
 
     finetune(task, "train.tsv", "dev.tsv", "out", Settings.finetuning(lr=1e-4, layer_decay=0.8))
 """
@@ -69,9 +65,8 @@ def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str 
     task.device = d.device
     torch.manual_seed(settings.seed)  # the new head starts the same on every rank
     model = task.build_model().train()
-    # The unpadded layout skips padding: most of a random batch, a little of a length-grouped
-    # one, where it measured as fast as padded on DeBERTa and 4-17% faster on MiniLM
-    # (benchmarks/RESULTS.md). Both layouts give the same results; the layout is not saved.
+    # Skips the padding: most of a random batch, a little of a length-grouped one (timings:
+    # benchmarks/RESULTS.md). Both layouts give the same results; the layout is not saved.
     model.encoder.layout = "unpadded"
     freeze(model, settings.freeze_embeddings, settings.freeze_layers)
     data = TaskBatches(features, task.batch_size, task.batch_tokens, settings.seed, d.rank,
@@ -87,7 +82,8 @@ def finetune(task: Task, train_file: str | Path, dev_file: str | Path, out: str 
     summary = {"task": task.name, "metric": task.metric, "best": result["best"],
                "history": result["history"], "stopped": result["stopped"],
                "steps": result["step"], "train_examples": len(train),
-               "train_features": len(features), "train_seconds": round(result["elapsed"] - result["eval_seconds"], 2),
+               "train_features": len(features),
+               "train_seconds": round(result["elapsed"] - result["eval_seconds"], 2),
                "eval_seconds": round(result["eval_seconds"], 2),
                "total_seconds": round(time.perf_counter() - started, 2),
                "settings": settings.to_dict(), "model": str(task.model_path)}

@@ -51,9 +51,9 @@ def to_segments(tensors: dict[str, torch.Tensor], attention_mask: torch.Tensor,
         grid = t.new_full((s, m), fill[name])
         grid[seg, pos] = t.reshape(-1)[flat]
         out[name] = grid
-    out["attention_mask"] = torch.arange(m, device=lengths.device)[None, :] < lengths[:, None]
-    out["position_ids"] = torch.where(out["attention_mask"],
-                                      torch.arange(m, device=lengths.device)[None, :], 0)
+    columns = torch.arange(m, device=lengths.device)[None, :]  # (1, M)
+    out["attention_mask"] = columns < lengths[:, None]
+    out["position_ids"] = torch.where(out["attention_mask"], columns, 0)
     return out
 
 

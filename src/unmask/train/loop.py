@@ -28,13 +28,11 @@ is refused unless the settings say resume or overwrite.
 
 Sharded (settings.shard, FSDP2: unmask.train.distributed.shard) instead of DDP, every process
 holds 1/W of the weights, gradients and AdamW state; the step is the same sum over the global
-batch. Its checkpoints (torch.distributed.checkpoint) resume with another number of processes
-W' when the global batch stays the same: the recipe's per-process sizes (PER_PROCESS) times W'
-must equal the saved ones times W (2 processes of batch_size 4 -> 1 of batch_size 8), and the
-data cursor is re-split. The resumed run then sees the same batches, corruption and updates,
-so it continues with the uninterrupted run's losses to float tolerance (summation order
-differs), except for dropout, whose masks are drawn per process and cannot be re-split.
-Saved models are gathered whole on rank 0's CPU (our layout and the Hugging Face one).
+batch. Its checkpoints resume with another number of processes W' when the global batch stays
+the same (the recipe's PER_PROCESS sizes x W' = the saved ones x W: 2 processes of batch_size
+4 -> 1 of batch_size 8; the data cursor is re-split): the same batches, corruption and
+updates, so the same losses to float tolerance, except for dropout (its masks are drawn per
+process). Saved models are gathered whole on rank 0's CPU.
 """
 
 from __future__ import annotations
@@ -55,6 +53,7 @@ import torch
 from torch import nn
 
 from unmask.checkpoints import save as save_model
+from unmask.hardware import cpu_has_bf16
 from unmask.tokenizer.files import TOKENIZER_FILES
 from unmask.train import distributed
 from unmask.train.allocator import keep_freed_memory
@@ -184,15 +183,16 @@ class Trainer:
                 f"{self.out} has no checkpoint to resume from (none in {self.out}/checkpoints "
                 "reads back whole); start without --resume (--overwrite replaces what is "
                 "there), or point --out at an earlier run")
-        meta = found[1]["meta"]
+        state = found[1]
+        meta = state["meta"]
         self._check_resumable(meta)
         self.step = meta["step"]
         if meta.get("sharded"):
-            apply_sharded_checkpoint(found[1], self.objective, self.optimizer)
-            if found[1]["rng"] is None:  # more processes than saved: a fresh RNG of its own
+            apply_sharded_checkpoint(state, self.objective, self.optimizer)
+            if state["rng"] is None:  # more processes than saved: a fresh RNG of its own
                 torch.manual_seed(self.settings.seed + 1 + self.dist.rank + 7919 * self.step)
         else:
-            apply_checkpoint(found[1], self.objective.models(), self.optimizer)
+            apply_checkpoint(state, self.objective.models(), self.optimizer)
         self._elapsed_before = meta["elapsed"]
         self.data.load_state_dict(resplit_cursor(meta["data"], meta.get("world_size", 1),
                                                  self.dist.world_size))
@@ -206,18 +206,16 @@ class Trainer:
         saved = {**defaults, **meta["recipe"], **meta["settings"]}
         mine = {**self.recipe, **self.settings.to_dict()}
         was, now = meta.get("world_size", 1), self.dist.world_size
-        scaled = set()
-        if was != now:  # only sharded checkpoints get here: the global batch must stay
-            for k in (k for k in PER_PROCESS if k in saved and k in mine):
-                scaled.add(k)
-                if saved[k] * was != mine[k] * now:
-                    fix = f"--{k.replace('_', '-')} {saved[k] * was // now}" \
-                        if saved[k] * was % now == 0 else f"a number of processes dividing " \
-                        f"{saved[k] * was}"
-                    raise ValueError(
-                        f"cannot resume {self.out} with {now} process(es): it was trained "
-                        f"with {k} {saved[k]} x {was} process(es) per step, now {mine[k]} x "
-                        f"{now}; resume with {fix} (the same global batch)")
+        # Only sharded checkpoints get here with was != now: the global batch must stay.
+        scaled = [k for k in PER_PROCESS if k in saved and k in mine] if was != now else []
+        for k in (k for k in scaled if saved[k] * was != mine[k] * now):
+            fix = f"--{k.replace('_', '-')} {saved[k] * was // now}" \
+                if saved[k] * was % now == 0 else f"a number of processes dividing " \
+                f"{saved[k] * was}"
+            raise ValueError(
+                f"cannot resume {self.out} with {now} process(es): it was trained with {k} "
+                f"{saved[k]} x {was} process(es) per step, now {mine[k]} x {now}; resume "
+                f"with {fix} (the same global batch)")
         diff = {k: (saved.get(k), v) for k, v in json.loads(json.dumps(mine)).items()
                 if k not in RESUMABLE and k not in scaled and saved.get(k) != v}
         if diff:
@@ -229,9 +227,6 @@ class Trainer:
     def autocast(self):
         """The run's dtype policy: bf16 autocast, or nothing."""
         return torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
-
-    def to_device(self, inputs: dict) -> dict:
-        return {k: v.to(self.dist.device, non_blocking=True) for k, v in inputs.items()}
 
     @property
     def elapsed(self) -> float:
@@ -276,25 +271,25 @@ class Trainer:
         stats = None
         self.objective.train()
         for i, (inputs, _) in enumerate(micro):
-            sync = i == len(micro) - 1 or not d.enabled
+            last = i == len(micro) - 1
             if self.sharded:  # FSDP2: reduce-scatter only after the last micro-batch
-                self.objective.set_requires_gradient_sync(i == len(micro) - 1)
-                sync = True
-            with contextlib.nullcontext() if sync else self.module.no_sync():
+                self.objective.set_requires_gradient_sync(last)
+            quiet = d.enabled and not self.sharded and not last  # DDP: all-reduce on the last
+            with self.module.no_sync() if quiet else contextlib.nullcontext():
+                inputs = {k: v.to(d.device, non_blocking=True) for k, v in inputs.items()}
                 with self.autocast():
-                    terms, st = self.module(**self.to_device(inputs))
+                    terms, st = self.module(**inputs)
                 # DDP and FSDP average gradients over ranks: scale by W to get the sum.
                 loss = (terms.float() * self.weights / denominators).sum() * d.world_size
                 loss.backward()
             stats = st.detach().cpu() if stats is None else stats + st.detach().cpu()
         stats = d.all_reduce_sum(stats)
-        grad_norm = None
-        if s.clip:
-            grad_norm = clip_gradients(self.objective.parameters(), s.clip)
+        grad_norm = clip_gradients(self.objective.parameters(), s.clip) if s.clip else None
         lr = self.learning_rate()
-        if not bool(torch.isfinite(stats).all()) or not math.isfinite(grad_norm or 0.0):
+        finite_loss = bool(torch.isfinite(stats).all())
+        if not finite_loss or not math.isfinite(grad_norm or 0.0):
             self.optimizer.zero_grad(set_to_none=True)
-            what = "gradient norm" if bool(torch.isfinite(stats).all()) else "loss"
+            what = "gradient norm" if finite_loss else "loss"
             raise TrainingDiverged(
                 f"the {what} became non-finite at step {self.step + 1} (lr {lr:.3g}): lower "
                 "--lr, keep --clip on, or train in --dtype fp32; the checkpoints so far are "
@@ -339,10 +334,6 @@ class Trainer:
                 self.stopped = self.stopped or f"time budget of {s.minutes:g} min used"
         return bool(self.stopped)
 
-    def _eval_due(self) -> bool:
-        every = self.settings.eval_every or self.steps_per_epoch
-        return self.step % every == 0
-
     def run(self, stop_at: int | None = None) -> dict:
         """Train until the settings' length, early stopping or (as if killed right after the
         checkpoint there) `stop_at` steps. Returns {"step", "train", "eval", "best",
@@ -370,7 +361,7 @@ class Trainer:
                                     self.total_steps())
                     window_start, window_tokens, window = now, 0.0, None
                 done = self._should_stop() or self.step == stop_at
-                if self._eval_due() or done:
+                if self.step % (s.eval_every or self.steps_per_epoch) == 0 or done:
                     last_eval = self._eval_and_log(progress) or last_eval
                     done = self._should_stop() or self.step == stop_at
                 if s.save_every and (self.step % s.save_every == 0 or done):
@@ -543,16 +534,6 @@ def materialised(model: nn.Module) -> nn.Module:
         for tensor in list(module.parametrizations):
             parametrize.remove_parametrizations(module, tensor, leave_parametrized=True)
     return plain
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (Linux: /proc/cpuinfo flags)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 __all__ = ["TOKENIZER_FILES", "EarlyStopping", "Trainer", "TrainingDiverged", "check_run_dir",

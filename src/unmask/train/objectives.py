@@ -4,17 +4,11 @@ gradient-disentangled embedding sharing), causal LM.
 Axes: B packed rows, L their length, S segments (one document piece each), M the longest
 segment, N positions with a loss, V vocabulary, H hidden size.
 
-Each objective is an nn.Module with two halves:
-  prepare(batch)   CPU work on a packed batch from PackedBatches: corrupt (reproducibly, keyed
-                   by sample id, never across a document boundary) and cut the rows into
-                   segments (unmask.train.layout). Returns the forward inputs and `counts`,
-                   the denominators of each loss term (masked tokens, real tokens, ...).
-  forward(...)     the model work. Returns (terms, stats): terms float (K,) differentiable
-                   loss *sums*, one per term; stats float64 (len(stat_names),) detached sums
-                   for metrics.
-The training loop divides each term by its denominator summed over the whole global batch
-(every micro-batch, every rank) and weights it, so one optimizer step sees exactly the loss
-of the global batch, however it is split across ranks and accumulation steps.
+Each objective follows the contract in unmask.train.loop's docstring: prepare(batch) is the
+CPU work on a packed batch from PackedBatches (corrupt reproducibly, keyed by sample id, never
+across a document boundary; cut the rows into segments, unmask.train.layout) and returns the
+forward inputs with the denominators of its loss terms; forward(...) is the model work and
+returns the terms' loss sums and the stats for metrics.
 """
 
 from __future__ import annotations
@@ -88,13 +82,12 @@ class MaskedLMObjective(nn.Module):
     def __init__(self, model: MaskedLM, corruption: MLMCorruption, masking: str = "token",
                  continues: np.ndarray | None = None, pad_id: int = 0):
         super().__init__()
-        self.pad_id = pad_id
         if masking not in MASKINGS:
             raise ValueError(f"masking must be one of {MASKINGS}, got {masking!r}")
         if masking != "token" and continues is None:
             raise ValueError(f"{masking} masking needs the word-continuation table")
-        self.model, self.corruption, self.masking, self.continues = (
-            model, corruption, masking, continues)
+        self.model, self.corruption, self.masking, self.continues, self.pad_id = (
+            model, corruption, masking, continues, pad_id)
 
     def corrupt(self, batch: dict, corruption: MLMCorruption | None = None):
         """Packed batch -> (corrupted ids, labels), int64 (B, L); nothing crosses documents.
@@ -102,7 +95,7 @@ class MaskedLMObjective(nn.Module):
         corruption: use this one instead of the objective's (a fixed validation set)."""
         c, ids = corruption or self.corruption, batch["input_ids"]
         common = {"special_tokens_mask": batch["special_tokens_mask"],
-                      "sample_ids": batch["sample_ids"]}
+                  "sample_ids": batch["sample_ids"]}
         if self.masking == "token":
             return c(ids, batch["attention_mask"], **common)
         words = word_ids(ids, batch["special_tokens_mask"], self.continues)
@@ -153,9 +146,8 @@ class CausalLMObjective(MaskedLMObjective):
         ids = batch["input_ids"]
         seg = to_segments({"input_ids": ids}, batch["attention_mask"], batch["position_ids"],
                           {"input_ids": self.pad_id})
-        real = seg["attention_mask"]
         labels = torch.full_like(seg["input_ids"], IGNORE_INDEX)
-        follows = real[:, 1:]
+        follows = seg["attention_mask"][:, 1:]
         labels[:, :-1] = torch.where(follows, seg["input_ids"][:, 1:], IGNORE_INDEX)
         seg["labels"] = labels
         return seg, torch.tensor([float(follows.sum())], dtype=torch.float64)
@@ -285,12 +277,10 @@ class ElectraObjective(nn.Module):
                                             position_ids=position_ids,
                                             backend="unpadded").last_hidden_state  # (S, M, H)
         disc_logits = self.discriminator.head(hidden)[attention_mask].float()  # (T,)
-        target = replaced[attention_mask].float()
-        bce = F.binary_cross_entropy_with_logits(disc_logits, target, reduction="sum")
+        truth = replaced[attention_mask]  # (T,) bool
+        bce = F.binary_cross_entropy_with_logits(disc_logits, truth.float(), reduction="sum")
         said = disc_logits.detach() > 0  # (T,) predicted "replaced"
-        truth = replaced[attention_mask]
-        disc_correct = (said == truth).sum()
-        tokens = torch.tensor(float(len(target)), dtype=torch.float64, device=ce.device)
+        tokens = torch.tensor(float(len(truth)), dtype=torch.float64, device=ce.device)
         # Probability histograms of real and replaced tokens: summable over batches and
         # ranks, they give the AUC in metrics() (to 1 / AUC_BINS).
         bins = (torch.sigmoid(disc_logits.detach()) * AUC_BINS).long().clamp_(0, AUC_BINS - 1)
@@ -298,7 +288,7 @@ class ElectraObjective(nn.Module):
         hist.index_put_((truth.long(), bins), torch.ones_like(bins, dtype=torch.float64),
                         accumulate=True)
         stats = torch.cat([mlm_stats, torch.stack([
-            bce.detach().double(), tokens, disc_correct.double(), target.sum().double(),
+            bce.detach().double(), tokens, (said == truth).sum().double(), truth.sum().double(),
             (said & truth).sum().double(), said.sum().double()]), hist.reshape(-1)])
         return torch.stack([ce, bce]), stats
 

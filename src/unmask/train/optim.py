@@ -44,13 +44,10 @@ def _depths(model: nn.Module) -> dict[int, tuple[int, int]]:
     depth 0 = embeddings, 1..L = the layers (see the module docstring). A parameter shared
     by two encoders (ELECTRA's embeddings) keeps the first encoder's depth."""
     found: dict[int, tuple[int, int]] = {}
-    for module in model.modules():
-        if not isinstance(module, Encoder):
-            continue
+    for module in (m for m in model.modules() if isinstance(m, Encoder)):
         cfg = module.config
-        top = {}  # block -> its highest user layer, 1-based (ALBERT shares blocks)
-        for i in range(cfg.num_layers):
-            top[cfg.block_of(i)] = i + 1
+        # block -> its highest user layer, 1-based (ALBERT shares blocks)
+        top = {cfg.block_of(i): i + 1 for i in range(cfg.num_layers)}
         for name, p in module.named_parameters():
             part = name.split(".")
             depth = {"embeddings": 0, "conv": 1}.get(part[0], cfg.num_layers)
@@ -66,23 +63,14 @@ def parameter_groups(model: nn.Module, weight_decay: float,
 
     layer_decay: None (or 1.0) gives those two groups; D in (0, 1) gives one pair per depth
     with "lr_scale" D ** (L + 1 - depth) (module docstring), and the head's pair with 1.0.
-    Tied parameters appear once (named_parameters removes duplicates); frozen ones
-    (requires_grad False) are left out.
+    Tied parameters appear once (parameters() removes duplicates); frozen ones
+    (requires_grad False) are left out, and so is a group they would leave empty.
     """
     if layer_decay is not None and not 0.0 < layer_decay <= 1.0:
         raise ValueError(f"layer_decay must lie in (0, 1], got {layer_decay}")
-    if layer_decay is None or layer_decay == 1.0:
-        decay, no_decay = [], []
-        for _, p in model.named_parameters():
-            if p.requires_grad:
-                (decay if p.dim() >= 2 else no_decay).append(p)
-        return [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
-    depths = _depths(model)
+    depths = {} if layer_decay in (None, 1.0) else _depths(model)
     groups: dict[tuple[int, bool], dict] = {}
-    for _, p in model.named_parameters():
+    for p in model.parameters():
         if not p.requires_grad:
             continue
         depth, layers = depths.get(id(p), (None, None))
@@ -90,7 +78,7 @@ def parameter_groups(model: nn.Module, weight_decay: float,
         key = (exponent, p.dim() >= 2)
         if key not in groups:
             groups[key] = {"params": [], "weight_decay": weight_decay if key[1] else 0.0,
-                           "lr_scale": layer_decay ** exponent}
+                           "lr_scale": (layer_decay or 1.0) ** exponent}
         groups[key]["params"].append(p)
     return [groups[k] for k in sorted(groups, key=lambda k: (-k[0], not k[1]))]
 
@@ -131,44 +119,35 @@ def adamw(model: nn.Module, lr: float, weight_decay: float = 0.01,
           betas: tuple[float, float] = (0.9, 0.98), eps: float = 1e-6,
           layer_decay: float | None = None) -> torch.optim.AdamW:
     """AdamW over parameter_groups(model, weight_decay, layer_decay), each group starting at
-    lr * its lr_scale. The fused CPU/GPU kernel is used where available."""
-    if lr <= 0:
-        raise ValueError(f"learning rate must be > 0, got {lr}")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    lr * its lr_scale (torch checks lr and weight_decay). The fused CPU/GPU kernel is used
+    where available."""
     groups = parameter_groups(model, weight_decay, layer_decay)
     for group in groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+        group["lr"] = lr * group["lr_scale"]
     try:
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=True)
     except (RuntimeError, TypeError):  # parameters on a device or dtype the fused kernel lacks
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
 
 
-def lr_factor(step: int, kind: str, warmup_steps: int, total_steps: int,
-              decay_fraction: float = 0.2, final: float = 0.0) -> float:
+def lr_factor(step: int, kind: str, warmup_steps: int, total_steps: int) -> float:
     """Multiplier of the peak learning rate at optimizer step `step` (0-based).
 
     warmup: linear from 1/(warmup+1) to 1 over warmup_steps, then
       constant  stays at 1
-      linear    falls linearly to `final` at total_steps
-      cosine    half a cosine down to `final` at total_steps
-      wsd       warmup-stable-decay: 1 until the last decay_fraction of the steps, then linear
-                to `final` (MiniCPM, ModernBERT's trapezoid)
+      linear    falls linearly to 0 at total_steps
+      cosine    half a cosine down to 0 at total_steps
+      wsd       warmup-stable-decay: 1 until the last 20% of the steps, then linear to 0
+                (MiniCPM, ModernBERT's trapezoid)
     """
     if kind not in SCHEDULES:
         raise ValueError(f"unknown schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
     if step < warmup_steps:
         return (step + 1) / (warmup_steps + 1)
-    if kind == "constant":
+    decay_start = max(warmup_steps, int(total_steps * 0.8)) if kind == "wsd" else warmup_steps
+    if kind == "constant" or step < decay_start:
         return 1.0
-    if kind == "wsd":
-        decay_start = max(warmup_steps, int(total_steps * (1 - decay_fraction)))
-        if step < decay_start:
-            return 1.0
-        progress = (step - decay_start) / max(1, total_steps - decay_start)
-        return 1.0 - (1.0 - final) * min(1.0, progress)
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    if kind == "linear":
-        return 1.0 - (1.0 - final) * progress
-    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    progress = min(1.0, (step - decay_start) / max(1, total_steps - decay_start))
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0 - progress  # linear, wsd
