@@ -93,12 +93,11 @@ def _data_dir(args) -> Path:
     out = _data_path(args)
     if args.data:
         return out
-    rank = int(os.environ.get("RANK", "0"))
-    ready = (out / "manifest.json").is_file()
-    if ready and (args.resume or args.reuse_data):
+    manifest = out / "manifest.json"
+    if manifest.is_file() and (args.resume or args.reuse_data):
         return out
-    if rank != 0:  # torchrun: rank 0 prepares, the others wait for its new manifest
-        started, manifest = time.time(), out / "manifest.json"
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 prepares, others wait for it
+        started = time.time()
         while not manifest.is_file() or manifest.stat().st_mtime < started - 1:
             time.sleep(0.5)
         return out
