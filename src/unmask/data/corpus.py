@@ -25,7 +25,6 @@ import gzip
 import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import IO, Literal
@@ -91,7 +90,7 @@ def find_files(inputs: PathType | Iterable[PathType]) -> list[Path]:
                 )
             files.extend(found)
         elif glob.has_magic(text):
-            matches = sorted(glob.glob(str(Path(text).expanduser()), recursive=True))
+            matches = sorted(glob.glob(str(path), recursive=True))
             found = []
             for m in map(Path, matches):
                 found.extend([m] if m.is_file() else _folder_files(m) if m.is_dir() else [])
@@ -118,35 +117,25 @@ def _decode_line(raw: bytes) -> tuple[str, bool]:
         return raw.decode("latin-1"), True
 
 
-@dataclass
-class _Decoder:
-    """Decodes the lines of one file and warns once, at the end, if any needed a fallback."""
-
-    source: Path
-    fallback_lines: int = 0
-    first_line: int = 0
-    at_start: bool = True
-
-    def __call__(self, raw: bytes, lineno: int) -> str:
+def _decoded_lines(raw_lines: Iterable[bytes], source: Path) -> Iterator[str]:
+    """Each raw line decoded (a UTF-8 byte order mark dropped from the first); warns once,
+    after the last line, if any line needed the cp1252 / latin-1 fallback."""
+    fallback_lines = first_line = 0
+    for lineno, raw in enumerate(raw_lines, 1):
         text, fallback = _decode_line(raw)
-        if self.at_start:
-            self.at_start = False
-            text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark is not text
         if fallback:
-            self.fallback_lines += 1
-            self.first_line = self.first_line or lineno
-        return text
-
-    def finish(self) -> None:
-        if self.fallback_lines:
-            warnings.warn(
-                f"{self.source} is not valid UTF-8: decoded {self.fallback_lines} line(s) as "
-                f"cp1252 (latin-1 where cp1252 has no character), first at line "
-                f"{self.first_line}; no text was dropped. Re-save the file as UTF-8 to "
-                "silence this warning",
-                DecodingWarning,
-                stacklevel=4,
-            )
+            fallback_lines += 1
+            first_line = first_line or lineno
+        yield text.removeprefix("\ufeff") if lineno == 1 else text
+    if fallback_lines:
+        warnings.warn(
+            f"{source} is not valid UTF-8: decoded {fallback_lines} line(s) as "
+            f"cp1252 (latin-1 where cp1252 has no character), first at line "
+            f"{first_line}; no text was dropped. Re-save the file as UTF-8 to "
+            "silence this warning",
+            DecodingWarning,
+            stacklevel=4,  # the loop over the Corpus
+        )
 
 
 def decode_bytes(data: bytes, source: PathType = "<bytes>") -> str:
@@ -157,11 +146,7 @@ def decode_bytes(data: bytes, source: PathType = "<bytes>") -> str:
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
-        pass
-    decoder = _Decoder(Path(source))
-    text = "".join(decoder(raw, i) for i, raw in enumerate(data.splitlines(keepends=True), 1))
-    decoder.finish()
-    return text
+        return "".join(_decoded_lines(data.splitlines(keepends=True), Path(source)))
 
 
 class Corpus:
@@ -248,26 +233,21 @@ class Corpus:
         return sum(1 for _ in self)
 
     def _blocks(self, path: Path) -> Iterator[str]:
-        decoder = _Decoder(path)
         block: list[str] = []
         with _open_binary(path) as f:
-            for lineno, raw in enumerate(f, 1):
-                line = decoder(raw, lineno).rstrip("\r\n")
+            for line in _decoded_lines(f, path):
                 if line.strip():
-                    block.append(line)
+                    block.append(line.rstrip("\r\n"))
                 elif block:
                     yield "\n".join(block)
                     block = []
         if block:
             yield "\n".join(block)
-        decoder.finish()
 
     def _jsonl(self, path: Path) -> Iterator[str]:
-        decoder = _Decoder(path)
         field = self.text_field
         with _open_binary(path) as f:
-            for lineno, raw in enumerate(f, 1):
-                line = decoder(raw, lineno)
+            for lineno, line in enumerate(_decoded_lines(f, path), 1):
                 if not line.strip():
                     continue
                 try:
@@ -296,4 +276,3 @@ class Corpus:
                     )
                 if text.strip():
                     yield text
-        decoder.finish()
