@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 import tokenizers
 
-from unmask.data.corpus import Corpus, DecodingWarning, DocumentMode
+from unmask.data.corpus import Corpus, DecodingWarning, DocumentMode, PathType
 
 __all__ = [
     "TokenShards",
@@ -44,7 +44,6 @@ __all__ = [
     "write_token_shards",
 ]
 
-PathType = str | PathLike
 MANIFEST = "manifest.json"
 FORMAT = "unmask-token-shards"
 VERSION = 1
@@ -125,10 +124,8 @@ class _Encoder:
                 except (ValueError, KeyError, AttributeError):  # role missing in that tokenizer
                     value = None
             if value is None and self.backend is not None:
-                for name in guesses:
-                    value = self.backend.token_to_id(name)
-                    if value is not None:
-                        break
+                found = (self.backend.token_to_id(name) for name in guesses)
+                value = next((i for i in found if i is not None), None)
             ids[role] = None if value is None else int(value)
         missing = [r for r in _REQUIRED_ROLES if ids[r] is None]
         if missing:
@@ -145,7 +142,7 @@ class _Encoder:
             encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
             return [e.ids for e in encode(texts, add_special_tokens=False)]
         out = self.owner.encode_batch(texts, add_special_tokens=False)
-        if isinstance(out, dict) or hasattr(out, "keys"):
+        if hasattr(out, "keys"):  # a dict or transformers' BatchEncoding
             out = out["input_ids"]
         return [list(getattr(e, "ids", e)) for e in out]
 
@@ -479,6 +476,7 @@ class TokenShards:
         self.dtype = np.dtype(self.manifest["dtype"])
         self.vocab_size = int(self.manifest["vocab_size"])
         self.special_ids = dict(self.manifest["special_ids"])
+        self.cls_id, self.sep_id, self.pad_id = (int(self.special_ids[r]) for r in _REQUIRED_ROLES)
         info = splits[split]
         self.num_tokens = int(info["num_tokens"])
         self.num_documents = int(info["num_documents"])
@@ -505,18 +503,6 @@ class TokenShards:
             self._offsets.append(offsets)
         counts = [len(o) - 1 for o in self._offsets]
         self._first_doc = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # (S+1,)
-
-    @property
-    def cls_id(self) -> int:
-        return int(self.special_ids["cls"])
-
-    @property
-    def sep_id(self) -> int:
-        return int(self.special_ids["sep"])
-
-    @property
-    def pad_id(self) -> int:
-        return int(self.special_ids["pad"])
 
     @staticmethod
     def splits(directory: PathType) -> list[str]:
