@@ -202,10 +202,10 @@ class EncoderConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _int_at_least(name: str, value: Any, low: int) -> None:
+def _int_at_least(name: str, value: Any, low: int, hint: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         what = "a positive int" if low == 1 else f"an int >= {low}"
-        raise ValueError(f"{name} must be {what}, got {value!r}")
+        raise ValueError(f"{name} must be {what}{hint}, got {value!r}")
 
 
 # Google's BERT miniatures (Turc et al. 2019) and BERT-base: layers x hidden, 64-wide heads,

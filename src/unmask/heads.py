@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unmask.batching import IGNORE_INDEX, padded_batches
-from unmask.config import EncoderConfig
+from unmask.config import EncoderConfig, _int_at_least
 from unmask.dropout import Dropout
 from unmask.model import Encoder, _Output, activation, init_weights
 
@@ -72,16 +72,15 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, mode: str = 
             return hidden[:, 0]
         return hidden.mean(dim=1) if mode == "mean" else hidden.amax(dim=1)
     real = attention_mask.to(device=hidden.device, dtype=torch.bool)  # (B, L)
+    if mode == "mean":
+        weights = real.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)  # (B, H)
     if mode == "cls":
         first = real.to(torch.int8).argmax(dim=1)  # (B,) first real token (0 if none)
         out = hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
-        return out.masked_fill(~real.any(dim=1, keepdim=True), 0.0)
-    if mode == "mean":
-        weights = real.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-        summed = (hidden * weights).sum(dim=1)  # (B, H)
-        return summed / weights.sum(dim=1).clamp(min=1e-9)
-    out = hidden.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, H)
-    return out.masked_fill(~real.any(dim=1, keepdim=True), 0.0)
+    else:
+        out = hidden.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, H)
+    return out.masked_fill(~real.any(dim=1, keepdim=True), 0.0)  # rows without real tokens
 
 
 class _Head(nn.Module):
@@ -102,7 +101,7 @@ class _Classifier(_Head):
     def __init__(self, hidden_size: int, num_labels: int, activation: str | None,
                  norm_eps: float | None, dense_bias: bool, norm_bias: bool, dropout: float):
         super().__init__()
-        _check_labels(num_labels)
+        _int_at_least("num_labels", num_labels, 1, " (1 = regression)")
         self.dense = None if activation is None else Transform(
             hidden_size, hidden_size, activation, norm_eps, dense_bias, norm_bias)
         self.drop = Dropout(dropout)
@@ -201,11 +200,6 @@ class ReplacedTokenHead(_Head):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden: (B, L, H) -> logits (B, L); > 0 means "replaced"."""
         return self.out(self.dense(hidden)).squeeze(-1)
-
-
-def _check_labels(num_labels: Any) -> None:
-    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
-        raise ValueError(f"num_labels must be a positive int (1 = regression), got {num_labels!r}")
 
 
 def default_head_activation(config: EncoderConfig) -> str:
@@ -321,23 +315,22 @@ class MaskedLM(TaskModel):
             this skips 70-85% of it. logits are then (N, V).
         Returns MaskedLMOutput (loss = mean cross-entropy over labelled positions).
         """
+        if masked_only and labels is None:
+            raise ValueError("masked_only=True decodes the labelled positions: pass labels")
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
                            output_hidden_states, backend, layout)
         hidden = out.last_hidden_state  # (B, L, H)
-        word = self.encoder.embeddings.word.weight  # (V, E)
         positions = None
-        if masked_only:
-            if labels is None:
-                raise ValueError("masked_only=True decodes the labelled positions: pass labels")
+        if labels is not None:
             labels = _check_token_labels(labels, hidden)
+            if labels.is_floating_point():
+                raise TypeError(f"labels must be integer ids (-100 = no loss), got {labels.dtype}")
+        if masked_only:
             positions = (labels.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)  # (N,)
-            logits = self.head(hidden.reshape(-1, hidden.shape[-1])[positions], word)  # (N, V)
-            targets = labels.reshape(-1)[positions]
-        else:
-            logits = self.head(hidden, word)  # (B, L, V)
-            targets = labels
-        loss = None if labels is None else _token_cross_entropy(
-            logits, _check_token_labels(targets, None))
+            hidden = hidden.reshape(-1, hidden.shape[-1])[positions]  # (N, H)
+            labels = labels.reshape(-1)[positions]  # (N,)
+        logits = self.head(hidden, self.encoder.embeddings.word.weight)  # (B, L, V) or (N, V)
+        loss = None if labels is None else _token_cross_entropy(logits, labels)
         return MaskedLMOutput(logits=logits, loss=loss, positions=positions,
                               hidden_states=out.hidden_states)
 
@@ -386,14 +379,10 @@ class SequenceClassifier(TaskModel):
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         labels = torch.as_tensor(labels, device=logits.device)
-        kind = self.problem_type
-        if kind is None:
-            if self.num_labels == 1:
-                kind = "regression"
-            elif labels.is_floating_point():
-                kind = "multi_label_classification"
-            else:
-                kind = "single_label_classification"
+        kind = self.problem_type or (
+            "regression" if self.num_labels == 1
+            else "multi_label_classification" if labels.is_floating_point()
+            else "single_label_classification")
         if kind == "regression":
             target = labels.to(logits.dtype).reshape(logits.shape[0], -1)
             return F.mse_loss(logits.reshape(target.shape), target)
@@ -605,11 +594,8 @@ class Embedder(TaskModel):
         limit = max_length or self.max_length or (cfg.max_position_embeddings
                                                   - cfg.position_offset)
         ids = tokenizer.encode_batch(list(texts), max_length=limit, padding=False).input_ids
-        n = len(ids)
         device = self.encoder.embeddings.word.weight.device
-        out = torch.zeros(n, cfg.hidden_size, dtype=torch.float32)
-        if n == 0:
-            return out
+        out = torch.zeros(len(ids), cfg.hidden_size, dtype=torch.float32)
         for batch in padded_batches(ids, batch_tokens, cfg.pad_token_id, device=device):
             emb = self(batch.input_ids, batch.attention_mask).embeddings
             out[torch.from_numpy(batch.index)] = emb.float().cpu()
@@ -630,14 +616,13 @@ TASKS: dict[str, type[nn.Module]] = {
 
 # --- losses ----------------------------------------------------------------------------------
 
-def _check_token_labels(labels, like: torch.Tensor | None) -> torch.Tensor:
+def _check_token_labels(labels, like: torch.Tensor) -> torch.Tensor:
+    """labels (B, L) for outputs `like` (B, L, ...), moved to like's device."""
     labels = torch.as_tensor(labels)
-    if labels.is_floating_point() and like is None:
-        raise TypeError(f"labels must be integer ids (-100 = no loss), got {labels.dtype}")
-    if like is not None and labels.shape != like.shape[: labels.dim()]:
+    if labels.shape != like.shape[:2]:
         raise ValueError(f"labels have shape {tuple(labels.shape)}, expected (B, L) = "
                          f"{tuple(like.shape[:2])}: one label per token, -100 for no loss")
-    return labels.to(like.device) if like is not None else labels
+    return labels.to(like.device)
 
 
 def _token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
