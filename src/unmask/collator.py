@@ -62,11 +62,10 @@ def _flatten(
         except (TypeError, ValueError, OverflowError):
             exact = False
         if not exact:  # slow path: find out what the values are, for a precise error
-            flat = list(chain.from_iterable(rows))
+            # word_ids() gives None for specials: read as none_as (a no-op when that is None)
+            flat = [none_as if x is None else x for x in chain.from_iterable(rows)]
             try:
                 arr = np.array(flat)
-                if arr.dtype == object and none_as is not None:  # word_ids() gives None
-                    arr = np.array([none_as if x is None else x for x in flat])
             except (TypeError, ValueError, OverflowError):
                 arr = np.array(flat, dtype=object)  # ragged or nested: reported below
     else:
@@ -80,7 +79,7 @@ def _flatten(
                 )
             parts.append(a)
         counts = [a.size for a in parts]
-        arr = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        arr = np.concatenate(parts)  # rows is never empty: a batch has an example
     if arr.size and (arr.ndim != 1 or arr.dtype.kind not in kinds):
         values = flat if flat is not None else arr.ravel().tolist()
         odd = next((x for x in values if type(x) is not int), values[0])

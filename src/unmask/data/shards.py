@@ -485,8 +485,8 @@ class TokenShards:
         for entry in info["shards"]:
             bin_path = self.directory / entry["file"]
             expected = entry["num_tokens"] * self.dtype.itemsize
-            if not bin_path.is_file() or bin_path.stat().st_size != expected:
-                found = bin_path.stat().st_size if bin_path.is_file() else "missing"
+            found = bin_path.stat().st_size if bin_path.is_file() else "missing"
+            if found != expected:
                 raise ValueError(
                     f"{bin_path}: expected {expected} bytes, found {found}; the shard is "
                     "truncated or was modified, prepare the shards again"
@@ -584,14 +584,11 @@ def train_tokenizer(
     if not isinstance(corpus, Corpus):
         corpus = Corpus(corpus, documents=documents, text_field=text_field)
 
-    def lines():
-        # Lines, not whole books: the trainer parallelises over strings, and BERT-style
-        # pre-tokenisation splits on newlines anyway, so word counts are the same.
-        for doc in corpus:
-            yield from (line for line in doc.splitlines() if line.strip())
-
+    # Lines, not whole books: the trainer parallelises over strings, and BERT-style
+    # pre-tokenisation splits on newlines anyway, so word counts are the same.
+    lines = (line for doc in corpus for line in doc.splitlines() if line.strip())
     tok = Tokenizer.train_from_iterator(
-        lines(), kind=kind, vocab_size=vocab_size, lowercase=lowercase,
+        lines, kind=kind, vocab_size=vocab_size, lowercase=lowercase,
         min_frequency=min_frequency,
     )
     if out_dir is not None:
