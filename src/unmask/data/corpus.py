@@ -24,7 +24,7 @@ import glob
 import gzip
 import json
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
 from typing import IO, Literal
@@ -181,7 +181,7 @@ class Corpus:
         self.documents = documents
         self.text_field = text_field
         self.files = find_files(inputs)
-        self._texts: Callable[[], Iterable[str]] | None = None
+        self._texts: Iterable[str] | None = None
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> Corpus:
@@ -201,7 +201,7 @@ class Corpus:
             )
         corpus = cls.__new__(cls)
         corpus.documents, corpus.text_field, corpus.files = "file", "text", []
-        corpus._texts = lambda: texts
+        corpus._texts = texts
         return corpus
 
     def __repr__(self) -> str:
@@ -211,7 +211,7 @@ class Corpus:
 
     def __iter__(self) -> Iterator[str]:
         if self._texts is not None:
-            for i, text in enumerate(self._texts()):
+            for i, text in enumerate(self._texts):
                 if not isinstance(text, str):
                     raise TypeError(f"document {i} is {type(text).__name__}, expected str")
                 if text.strip():
