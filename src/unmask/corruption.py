@@ -133,7 +133,8 @@ def expected_span_length(geometric_p: float = 0.2, max_span: int = 10) -> float:
 
     The defaults give 3.79 words (the paper's "mean span length of 3.8").
     """
-    _check_span_args(geometric_p, max_span)
+    _checked(geometric_p, "geometric_p", "a float in (0, 1]", lambda v: 0.0 < v <= 1.0)
+    _checked(max_span, "max_span", "an int >= 1", lambda v: v >= 1, int)
     k = np.arange(1, max_span + 1, dtype=np.float64)
     pmf = geometric_p * (1.0 - geometric_p) ** (k - 1)
     return float((k * pmf).sum() / pmf.sum())
@@ -146,11 +147,6 @@ def _checked(
     if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
-
-
-def _check_span_args(geometric_p: float, max_span: int) -> None:
-    _checked(geometric_p, "geometric_p", "a float in (0, 1]", lambda v: 0.0 < v <= 1.0)
-    _checked(max_span, "max_span", "an int >= 1", lambda v: v >= 1, int)
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
@@ -265,10 +261,9 @@ class MLMCorruption:
                 "random_fraction > 0 but every id is special, so there is no random "
                 "replacement to draw; set random_fraction=0"
             )
-        is_special.flags.writeable = False
-        replacements.flags.writeable = False
-        object.__setattr__(self, "_is_special", is_special)
-        object.__setattr__(self, "_replacements", replacements)
+        for name, table in (("_is_special", is_special), ("_replacements", replacements)):
+            table.flags.writeable = False
+            object.__setattr__(self, name, table)
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Any, **kwargs: Any) -> MLMCorruption:
@@ -338,16 +333,14 @@ class MLMCorruption:
         labels = np.where(selected, ids, -100)
         out = ids.copy()
         b, t = np.nonzero(selected)
-        if b.size:
-            counter = (pos if action_counter is None else action_counter)[b, t]
-            v = _hash(_row_keys(self.seed, action_stream, sid)[b], counter) >> _S11
-            to_mask = v < _threshold(self.mask_fraction)
-            to_random = ~to_mask & (v < _threshold(self.mask_fraction + self.random_fraction))
-            out[b[to_mask], t[to_mask]] = self.mask_token_id
-            rb, rt = b[to_random], t[to_random]
-            if rb.size:
-                bits = _hash(_row_keys(self.seed, _RANDOM, sid)[rb], pos[rb, rt])
-                out[rb, rt] = self._replacements[_below(bits, self._replacements.size)]
+        counter = (pos if action_counter is None else action_counter)[b, t]
+        v = _hash(_row_keys(self.seed, action_stream, sid)[b], counter) >> _S11
+        to_mask = v < _threshold(self.mask_fraction)
+        to_random = ~to_mask & (v < _threshold(self.mask_fraction + self.random_fraction))
+        out[b[to_mask], t[to_mask]] = self.mask_token_id
+        rb, rt = b[to_random], t[to_random]
+        bits = _hash(_row_keys(self.seed, _RANDOM, sid)[rb], pos[rb, rt])
+        out[rb, rt] = self._replacements[_below(bits, self._replacements.size)]
         return out, labels
 
     @staticmethod
@@ -473,8 +466,7 @@ class MLMCorruption:
 
     def _whole_word_budget(self, valid, start, ordinal, bits) -> np.ndarray:
         B = valid.shape[0]
-        n_words = start.sum(axis=1)
-        W = max(int(n_words.max(initial=0)), 1)
+        W = int(ordinal.max(initial=0)) + 1  # most words in a row, at least 1
         b, t = np.nonzero(valid)
         word_len = np.bincount(b * W + ordinal[b, t], minlength=B * W).reshape(B, W)
         key = np.full((B, W), _ALL_ONES)
@@ -513,7 +505,7 @@ class MLMCorruption:
           e.g. for packed rows (a change of id is a boundary). exact=True is not supported.
         Returns (corrupted_ids, labels), int64 (B, L).
         """
-        _check_span_args(geometric_p, max_span)
+        mean_span = expected_span_length(geometric_p, max_span)  # checks both arguments
         if self.exact:
             raise ValueError(
                 "exact=True is not supported by spans (span lengths are random, so the count "
@@ -522,7 +514,7 @@ class MLMCorruption:
         ids, maskable, pos, sid = self._inputs(
             input_ids, attention_mask, special_tokens_mask, sample_ids
         )
-        valid, start, ordinal, doc = self._words(word_ids, maskable, document_ids)
+        valid, start, _, doc = self._words(word_ids, maskable, document_ids)
         p = self.mask_rate
         wb, wt = np.nonzero(start)  # words in row-major order, (W,)
         W = wb.size
@@ -530,22 +522,16 @@ class MLMCorruption:
             return self._tensors(ids.copy(), np.full(ids.shape, -100, np.int64), input_ids)
 
         # Units: maximal runs of words in one row and one document (or one text of a pair:
-        # a -1 word id between two words also ends a unit).
-        wdoc = doc[wb, wt]
-        prev_end_ok = np.zeros(W, dtype=bool)
-        prev_end_ok[1:] = (wb[1:] == wb[:-1]) & (wdoc[1:] == wdoc[:-1])
-        # The token before a word start is the previous word's last piece, or a break.
-        before = np.where(wt > 0, wt - 1, 0)
-        prev_end_ok &= (wt > 0) & valid[wb, before]
-        new_unit = ~prev_end_ok
+        # a -1 word id between two words also ends a unit). A word continues its unit when the
+        # token before it is the previous word's last piece, in the same document.
+        before = np.maximum(wt - 1, 0)
+        new_unit = ~((wt > 0) & valid[wb, before] & (doc[wb, wt] == doc[wb, before]))
         unit = np.cumsum(new_unit) - 1  # (W,)
         first = np.flatnonzero(new_unit)  # (U,) global index of each unit's first word
         U = first.size
         unit_len = np.diff(np.append(first, W))
-        unit_row = wb[first]
-        row_start = np.ones(U, dtype=bool)
-        row_start[1:] = unit_row[1:] != unit_row[:-1]
-        doc_ord = np.arange(U) - np.maximum.accumulate(np.where(row_start, np.arange(U), 0))
+        unit_row = wb[first]  # non-decreasing
+        doc_ord = np.arange(U) - np.searchsorted(unit_row, unit_row)  # unit's index in its row
 
         # Pieces: 2 * unit_len slots per unit, alternating span/gap; spans are >= 1 word, so
         # the slots always cover the unit even when gaps may be empty.
@@ -562,7 +548,7 @@ class MLMCorruption:
         length = np.where(
             is_span_piece,
             _span_lengths(u, geometric_p, max_span),
-            _gap_lengths(u, p, geometric_p, max_span),
+            _gap_lengths(u, p, mean_span),
         )
         cs = np.cumsum(length)
         within = cs - (cs - length)[slot_first]
@@ -571,9 +557,8 @@ class MLMCorruption:
         word_in_span = ((piece & 1) == 0) == starts_span[unit]
         span_counter = (doc_ord[unit].astype(np.uint64) << _S32) | piece.astype(np.uint64)
 
-        # Back to tokens: each valid token's global word index.
-        row_offset = np.cumsum(start.sum(axis=1)) - start.sum(axis=1)
-        gw = np.clip(row_offset[:, None] + ordinal, 0, W - 1)
+        # Back to tokens: each valid token's global word index (words are in row-major order).
+        gw = np.clip(np.cumsum(start).reshape(start.shape) - 1, 0, W - 1)
         selected = valid & word_in_span[gw]
         out, labels = self._apply(ids, selected, sid, pos, span_counter[gw], _SPAN_ACTION)
         return self._tensors(out, labels, input_ids)
@@ -613,18 +598,13 @@ class MLMCorruption:
         _, _, pos, sid = self._inputs(ids, None, None, sample_ids)
         b, t = np.nonzero(masked)
         logits = logits.detach()
-        if logits.dim() == 3:
-            if logits.shape[:2] != labels_np.shape:
-                raise ValueError(
-                    f"generator_logits (B, L, V) has shape {tuple(logits.shape)}, labels "
-                    f"{labels_np.shape}"
-                )
+        if logits.dim() == 3 and logits.shape[:2] == labels_np.shape:
             device = logits.device
             logits = logits[torch.from_numpy(b).to(device), torch.from_numpy(t).to(device)]
         elif logits.dim() != 2 or logits.shape[0] != b.size:
             raise ValueError(
-                f"generator_logits must be (B, L, V) or (N, V) with N = {b.size} masked "
-                f"positions, got shape {tuple(logits.shape)}"
+                f"generator_logits must be (B, L, V) with (B, L) = {labels_np.shape} like labels, "
+                f"or (N, V) with N = {b.size} masked positions; got shape {tuple(logits.shape)}"
             )
         if logits.shape[-1] < self.vocab_size:
             raise ValueError(
@@ -633,17 +613,14 @@ class MLMCorruption:
             )
         originals = np.where(masked, labels_np, ids)
         fake = originals.copy()
-        if b.size:
-            allowed = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
-            allowed[: self.vocab_size] = torch.from_numpy(~self._is_special).to(logits.device)
-            probs = torch.softmax(
-                (logits.float() / temperature).masked_fill(~allowed, -math.inf), dim=-1
-            )
-            cdf = probs.cumsum(dim=-1)
-            u = _uniform(_hash(_row_keys(self.seed, _ELECTRA, sid)[b], pos[b, t]))
-            target = torch.from_numpy(u).to(cdf) * cdf[:, -1]  # scale: float sums miss 1
-            drawn = torch.searchsorted(cdf, target[:, None]).squeeze(1)
-            fake[b, t] = drawn.clamp_(max=logits.shape[-1] - 1).cpu().numpy()
+        allowed = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+        allowed[: self.vocab_size] = torch.from_numpy(~self._is_special).to(logits.device)
+        logits = (logits.float() / temperature).masked_fill(~allowed, -math.inf)
+        cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1)
+        u = _uniform(_hash(_row_keys(self.seed, _ELECTRA, sid)[b], pos[b, t]))
+        target = torch.from_numpy(u).to(cdf) * cdf[:, -1]  # scale: float sums miss 1
+        drawn = torch.searchsorted(cdf, target[:, None]).squeeze(1)
+        fake[b, t] = drawn.clamp_(max=logits.shape[-1] - 1).cpu().numpy()
         return self._tensors(fake, fake != originals, input_ids)
 
 
@@ -656,10 +633,10 @@ def _span_lengths(u: np.ndarray, g: float, max_span: int) -> np.ndarray:
     return np.clip(k, 1, max_span).astype(np.int64)
 
 
-def _gap_lengths(u: np.ndarray, p: float, g: float, max_span: int) -> np.ndarray:
+def _gap_lengths(u: np.ndarray, p: float, mean_span: float) -> np.ndarray:
     """int64 >= 0 with mean mean_span * (1 - p) / p, so spans cover about p of the words.
     At least 1 when that mean allows it, so that two spans never touch."""
-    mean = expected_span_length(g, max_span) * (1.0 - p) / p
+    mean = mean_span * (1.0 - p) / p
     floor = 1 if mean >= 1.0 else 0
     extra = mean - floor  # geometric on {0, 1, ...} with this mean
     if extra <= 0.0:
