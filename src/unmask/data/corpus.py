@@ -105,34 +105,26 @@ def find_files(inputs: PathType | Iterable[PathType]) -> list[Path]:
     return list(unique.values())
 
 
-def _decode_line(raw: bytes) -> tuple[str, bool]:
-    """(text, needed_fallback). latin-1 decodes any byte, so this never fails."""
-    try:
-        return raw.decode("utf-8"), False
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("cp1252"), True
-    except UnicodeDecodeError:  # 0x81 0x8D 0x8F 0x90 0x9D are undefined in cp1252
-        return raw.decode("latin-1"), True
-
-
 def _decoded_lines(raw_lines: Iterable[bytes], source: Path) -> Iterator[str]:
     """Each raw line decoded (a UTF-8 byte order mark dropped from the first); warns once,
     after the last line, if any line needed the cp1252 / latin-1 fallback."""
     fallback_lines = first_line = 0
     for lineno, raw in enumerate(raw_lines, 1):
-        text, fallback = _decode_line(raw)
-        if fallback:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
             fallback_lines += 1
             first_line = first_line or lineno
+            try:
+                text = raw.decode("cp1252")
+            except UnicodeDecodeError:  # 0x81 0x8D 0x8F 0x90 0x9D are undefined in cp1252
+                text = raw.decode("latin-1")  # maps every byte to a character: never fails
         yield text.removeprefix("\ufeff") if lineno == 1 else text
     if fallback_lines:
         warnings.warn(
-            f"{source} is not valid UTF-8: decoded {fallback_lines} line(s) as "
-            f"cp1252 (latin-1 where cp1252 has no character), first at line "
-            f"{first_line}; no text was dropped. Re-save the file as UTF-8 to "
-            "silence this warning",
+            f"{source} is not valid UTF-8: decoded {fallback_lines} line(s) as cp1252 (latin-1 "
+            f"where cp1252 has no character), first at line {first_line}; no text was dropped. "
+            "Re-save the file as UTF-8 to silence this warning",
             DecodingWarning,
             stacklevel=4,  # the loop over the Corpus
         )
