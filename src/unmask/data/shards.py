@@ -147,19 +147,17 @@ class _Encoder:
         return [list(getattr(e, "ids", e)) for e in out]
 
     def save(self, directory: Path) -> dict:
-        info: dict[str, Any] = {"type": f"{type(self.owner).__module__}.{type(self.owner).__name__}"}
+        kind = f"{type(self.owner).__module__}.{type(self.owner).__name__}"
         if self.backend is None:
-            info["file"] = None
-            return info
+            return {"type": kind, "file": None}
         if callable(getattr(self.owner, "save", None)) and not isinstance(
             self.owner, tokenizers.Tokenizer
         ):
             self.owner.save(directory)  # unmask Tokenizer: tokenizer.json + its configs
         else:
             self.backend.save(str(directory / "tokenizer.json"))
-        data = (directory / "tokenizer.json").read_bytes()
-        info.update(file="tokenizer.json", sha256=hashlib.sha256(data).hexdigest())
-        return info
+        sha256 = hashlib.sha256((directory / "tokenizer.json").read_bytes()).hexdigest()
+        return {"type": kind, "file": "tokenizer.json", "sha256": sha256}
 
 
 # --------------------------------------------------------------------------------- writing
