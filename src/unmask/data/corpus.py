@@ -71,7 +71,7 @@ def find_files(inputs: PathType | Iterable[PathType]) -> list[Path]:
         raise TypeError(
             f"inputs must be a path, a glob pattern or a list of them, got {type(inputs).__name__}"
         )
-    files: list[Path] = []
+    unique: dict[Path, Path] = {}  # resolved -> first spelling, in input order
     for item in inputs:
         if not isinstance(item, (str, PathLike)):
             raise TypeError(
@@ -80,7 +80,7 @@ def find_files(inputs: PathType | Iterable[PathType]) -> list[Path]:
         text = str(item)
         path = Path(text).expanduser()
         if path.is_file():
-            files.append(path)
+            found = [path]
         elif path.is_dir():
             found = _folder_files(path)
             if not found:
@@ -88,7 +88,6 @@ def find_files(inputs: PathType | Iterable[PathType]) -> list[Path]:
                     f"folder {text!r} holds no .txt, .jsonl or .gz files; name the files "
                     "directly (any extension is read as text) or use a glob pattern"
                 )
-            files.extend(found)
         elif glob.has_magic(text):
             matches = sorted(glob.glob(str(path), recursive=True))
             found = []
@@ -96,12 +95,10 @@ def find_files(inputs: PathType | Iterable[PathType]) -> list[Path]:
                 found.extend([m] if m.is_file() else _folder_files(m) if m.is_dir() else [])
             if not found:
                 raise FileNotFoundError(f"pattern {text!r} matches no files")
-            files.extend(found)
         else:
             raise FileNotFoundError(f"corpus input {text!r} does not exist")
-    unique: dict[Path, Path] = {}  # resolved -> first spelling, in input order
-    for f in files:
-        unique.setdefault(f.resolve(), f)
+        for f in found:
+            unique.setdefault(f.resolve(), f)
     return list(unique.values())
 
 
