@@ -553,9 +553,7 @@ class TokenShards:
         val = np.load(self.directory / index_file) if index_file else np.zeros(0, np.int64)
         if self.split == "validation":
             return val.astype(np.int64)
-        keep = np.ones(total, dtype=bool)
-        keep[val] = False
-        return np.flatnonzero(keep).astype(np.int64)
+        return np.setdiff1d(np.arange(total, dtype=np.int64), val)  # the rest, sorted
 
 
 # --------------------------------------------------------------------------------- training
