@@ -4,11 +4,8 @@
     >>> fill = pipeline("fill-mask", "path/to/bert")        # a checkpoint directory or hub id
     >>> fill("Paris is the [MASK] of France.")[0]["token_str"]
 
-Tasks (the name, or an alias): fill-mask, score, embed, similarity, classify (alias
-text-classification), zero-shot (zero-shot-classification), ner (token-classification),
-answer (question-answering). Each is a class in its own module; pipeline() picks it, and
-passes options (batch_tokens, dtype, device, progress) through to
-unmask.pipelines.base.Pipeline; engine="onnx" runs an exported embed graph on ONNX Runtime.
+Tasks: the names in PIPELINES, or transformers' names for them in ALIASES. Each is a class in
+its own module; pipeline() picks it and passes the options through (see its docstring).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ Precision (`dtype`; speed and accuracy measured in benchmarks/RESULTS.md):
   "int8"      (CPU) dynamic quantisation of the encoder's linear layers (Int8Linear); heads
               (classifier, MLM decoder) stay float32. Faster than float32, approximate.
   "auto"      (default) float32 on CPUs; bfloat16 on GPUs that support it.
-quantize=True is the older spelling of dtype="int8".
 """
 
 from __future__ import annotations
@@ -296,6 +295,18 @@ class Pipeline:
         return self.tokenizer.encode_batch(list(texts), padding=False, **kwargs)
 
 
+class Labelled(Pipeline):
+    """A pipeline over a classifier head (Classify, NER): its labels (id2label, else LABEL_i)
+    and the stride that long texts' overlapping windows share (default max_length // 4)."""
+
+    def __init__(self, *args, stride: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stride = (self.max_length // 4 if stride is None
+                       else check_int("stride", stride, 0, self.max_length - 3))
+        m = self.model
+        self.labels = [(m.id2label or {}).get(i, f"LABEL_{i}") for i in range(m.num_labels)]
+
+
 def check_texts(texts: Sequence[Any]) -> None:
     """Refuse empty input with a message that says what is wrong."""
     if len(texts) == 0:
@@ -314,6 +325,16 @@ def as_list(inputs: Any) -> tuple[list, bool]:
     if isinstance(inputs, (str, tuple)):
         return [inputs], True
     return list(inputs), False
+
+
+def window_mean(rows: torch.Tensor, owner: Sequence[int], n: int,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+    """float32 (n, D): per input, the mean of its windows' rows (R, D), weighted by weights (R,)
+    if given; owner[r] is the input of row r (overflow_to_sample_mapping)."""
+    owner = torch.as_tensor(owner, dtype=torch.long)
+    weights = torch.ones(len(rows)) if weights is None else weights
+    total = torch.zeros(n, rows.shape[1]).index_add_(0, owner, rows * weights[:, None])
+    return total / torch.zeros(n).index_add_(0, owner, weights)[:, None]
 
 
 def centered_window(ids: Sequence[int], pos: int, max_length: int) -> tuple[list[int], int]:

@@ -11,23 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from unmask.pipelines.base import Batch, Pipeline, as_list, check_int
+from unmask.pipelines.base import Batch, Labelled, as_list, check_int, window_mean
 
 
-class Classify(Pipeline):
+class Classify(Labelled):
     """classify(texts or (text, pair) tuples, top_k=1) -> per text [{"label", "score"}]."""
 
     task = "sequence_classification"
-
-    def __init__(self, *args, stride: int | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.stride = (self.max_length // 4 if stride is None
-                       else check_int("stride", stride, 0, self.max_length - 3))
-        m = self.model
-        self.labels = [(m.id2label or {}).get(i, f"LABEL_{i}") for i in range(m.num_labels)]
 
     def scores(self, inputs: Sequence[str] | Sequence[tuple[str, str]],
                truncation: str | bool = True, raw: bool = False) -> torch.Tensor:
@@ -37,7 +29,6 @@ class Classify(Pipeline):
         """
         enc = self.tokens(inputs, max_length=self.max_length, truncation=truncation,
                           return_overflowing=True, stride=self.stride)
-        owner = torch.as_tensor(np.asarray(enc.overflow_to_sample_mapping, dtype=np.int64))
         kind = self.model.problem_type
         if kind is None:
             kind = "multi_label_classification" if self.model.num_labels == 1 else "single"
@@ -50,8 +41,7 @@ class Classify(Pipeline):
             return list(probs.cpu())
 
         rows = torch.stack(self.run(enc.input_ids, fn, enc.token_type_ids))  # (rows, C)
-        total = torch.zeros(len(inputs), rows.shape[1]).index_add_(0, owner, rows)
-        return total / torch.bincount(owner, minlength=len(inputs))[:, None]
+        return window_mean(rows, enc.overflow_to_sample_mapping, len(inputs))
 
     def __call__(self, inputs, top_k: int | None = 1):
         texts, single = as_list(inputs)

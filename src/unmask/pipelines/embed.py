@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from unmask.heads import pool
-from unmask.pipelines.base import Batch, Pipeline, as_list
+from unmask.pipelines.base import Batch, Pipeline, as_list, window_mean
 
 
 class Embed(Pipeline):
@@ -40,13 +39,10 @@ class Embed(Pipeline):
         windows = not self.truncate
         enc = self.tokens(texts, max_length=self.max_length, return_overflowing=windows,
                           stride=self.max_length // 4 if windows else 0)
-        owner = torch.from_numpy(np.asarray(enc.overflow_to_sample_mapping, dtype=np.int64))
         vectors = torch.stack(self.run(enc.input_ids,
                                        lambda batch: list(self.pooled(batch).cpu())))  # (rows, H)
         counts = torch.tensor([len(r) for r in enc.input_ids], dtype=torch.float32)
-        out = torch.zeros(len(texts), vectors.shape[1]).index_add_(0, owner,
-                                                                    vectors * counts[:, None])
-        out = out / torch.zeros(len(texts)).index_add_(0, owner, counts)[:, None]
+        out = window_mean(vectors, enc.overflow_to_sample_mapping, len(texts), counts)
         if self.normalize:
             out = F.normalize(out, dim=-1)
         return out[0] if single else out

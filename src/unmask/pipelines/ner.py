@@ -20,12 +20,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unmask.pipelines.base import Batch, Pipeline, as_list, check_int
+from unmask.pipelines.base import Batch, Labelled, as_list
 
 AGGREGATIONS = ("none", "simple", "first", "average", "max")
 
 
-class NER(Pipeline):
+class NER(Labelled):
     """ner(texts, aggregation="simple", ignore_labels=("O",)) -> per text a list of entities.
 
     aggregation_strategy is transformers' name for aggregation, accepted in both places it
@@ -36,14 +36,9 @@ class NER(Pipeline):
 
     task = "token_classification"
 
-    def __init__(self, *args, stride: int | None = None, aggregation_strategy: str = "simple",
-                 **kwargs):
+    def __init__(self, *args, aggregation_strategy: str = "simple", **kwargs):
         super().__init__(*args, **kwargs)
         self.aggregation = _check_aggregation(aggregation_strategy)
-        self.stride = (self.max_length // 4 if stride is None
-                       else check_int("stride", stride, 0, self.max_length - 3))
-        m = self.model
-        self.labels = [(m.id2label or {}).get(i, f"LABEL_{i}") for i in range(m.num_labels)]
 
     def __call__(self, inputs: str | Sequence[str], aggregation: str | None = None,
                  ignore_labels: Sequence[str] = ("O",), *,

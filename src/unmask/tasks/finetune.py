@@ -1,9 +1,5 @@
 """The fine-tuning recipe: a task's model and batches, trained by the same engine as pretraining.
 
-    from unmask.tasks import ClassifyTask, Settings, finetune
-    task = ClassifyTask("path/to/model")
-    result = finetune(task, "train.tsv", "dev.tsv", "out", Settings.finetuning(epochs=3))
-
 The Task turns files into features, a batch into a summed loss and a model into metrics; the
 engine (unmask.train.loop.Trainer) does the rest: accumulation, torchrun / DDP, bf16, compile,
 the schedule, checkpoints and exact --resume, metrics.jsonl and loss.png, early stopping on

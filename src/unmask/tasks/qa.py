@@ -91,15 +91,10 @@ class QaTask(Task):
             for f, s, e in zip(batch, starts, ends):
                 top_s = s.topk(min(k, s.shape[0])).indices.tolist()
                 top_e = e.topk(min(k, e.shape[0])).indices.tolist()
-                s, e = s.tolist(), e.tolist()
-                offsets, best = f["_offsets"], None
-                for i in top_s:
-                    for j in top_e:
-                        if i in offsets and j in offsets and i <= j < i + self.max_answer_tokens:
-                            score = s[i] + e[j]
-                            if best is None or score > best[0]:
-                                best = (score, offsets[i][0], offsets[j][1])
-                rows.append(best)
+                s, e, offsets = s.tolist(), e.tolist(), f["_offsets"]
+                spans = [(s[i] + e[j], offsets[i][0], offsets[j][1]) for i in top_s for j in top_e
+                         if i in offsets and j in offsets and i <= j < i + self.max_answer_tokens]
+                rows.append(max(spans, key=lambda span: span[0], default=None))  # first best
             return rows
 
         found = self.run(model, feats, fn)
