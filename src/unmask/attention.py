@@ -20,13 +20,14 @@ Kernels (`backend=`; same inputs, same result up to rounding):
   "flex"    torch FlexAttention (torch >= 2.5) with a BlockMask built from the mask:
             torch.compile'd on CUDA (the fused, block-skipping kernel), uncompiled on CPU by
             default (see attention_flex). torch has no flex backward on CPU: inference only.
-Extras of `attention`: an additive score `bias` (relative positions, ALiBi, DeBERTa's
-disentangled terms) on "eager" / "sdpa", a custom `scale`, `dropout_p` on the probabilities,
-`return_probs` for pictures. Dropout on "sparse" / "flex" runs "sdpa" (they have none).
+`attention` also takes a score `bias` (relative positions, ALiBi, DeBERTa's disentangled terms),
+`scale`, `dropout_p` and `return_probs`; with dropout, "sparse" / "flex" (which have none) run
+as "sdpa".
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -162,8 +163,7 @@ def attention_sparse(q, k, v, mask=None, *, block_size: int = 64,
     How: cut queries and keys into blocks; from the mask, list per query block the key blocks
     with any allowed entry (padded to the largest count m with masked-out slots); gather those
     K / V blocks into (B, H, nq, m * bk, D) and run one batched masked SDPA over the query
-    blocks, in chunks that keep the gathered K / V under _GATHER_BYTES. Cost ~ Q * m * bk
-    instead of Q * K; a Python loop over chunks, never over single blocks.
+    blocks, chunk by chunk (see _GATHER_BYTES). Cost ~ Q * m * bk instead of Q * K.
     """
     _check_qkv(q, k, v)
     allowed = resolve(mask, (*q.shape[:3], k.shape[2]), q.device)
@@ -210,8 +210,6 @@ def attention_sparse(q, k, v, mask=None, *, block_size: int = 64,
         sub_mask = sub_mask[0]  # (1, nq, bq, m*bk) broadcasts over B*H
     else:
         sub_mask = sub_mask.expand(bsz, heads, nq, bq, m * bk).reshape(bsz * heads, nq, bq, -1)
-    # Query blocks go in chunks, so the gathered K / V stay under _GATHER_BYTES whatever L:
-    # gathering them all at once would cost m times the memory of K and V.
     per_block = bsz * heads * m * bk * (dim + dim_v) * k.element_size()
     chunk = max(1, _GATHER_BYTES // per_block)
     out = q.new_empty(bsz * heads, nq, bq, dim_v)
@@ -244,25 +242,22 @@ def _blocks_used(allowed: torch.Tensor, bq: int, bk: int) -> torch.Tensor:
 
 
 # Most bytes of gathered K and V blocks held at once by attention_sparse (per chunk of query
-# blocks). Gathered K / V grow like L * m * bk, so long sequences need a bound; each extra
-# chunk costs speed, so the bound is loose: one chunk at L=4096 with blocks of 64.
+# blocks): all at once would cost m times the memory of K and V. Each extra chunk costs speed,
+# so the bound is loose: one chunk at L=4096 with blocks of 64.
 _GATHER_BYTES = 64 * 2**20
 
 
 # --- FlexAttention --------------------------------------------------------------------------
 
-_COMPILED_FLEX: dict[bool, object] = {}
-# Compiled flex on CPU (torch 2.13): lengths that are not multiples of its 128 tile gave wrong
-# outputs, and recompiling with dynamic shapes hit C++ compile errors. So on CPU we compile for
-# static shapes and pad Q and K to whole tiles ourselves.
+# Compiled flex on CPU (torch 2.13) is wrong for lengths off its 128 tile, and recompiling with
+# dynamic shapes hit C++ compile errors: on CPU we compile for static shapes and pad to tiles.
 _CPU_FLEX_TILE = 128
 
 
+@functools.cache
 def _compiled_flex(on_cuda: bool):
-    if on_cuda not in _COMPILED_FLEX:
-        dynamic = None if on_cuda else False  # None: torch's default (dynamic after a recompile)
-        _COMPILED_FLEX[on_cuda] = torch.compile(require_flex().flex_attention, dynamic=dynamic)
-    return _COMPILED_FLEX[on_cuda]
+    dynamic = None if on_cuda else False  # None: torch's default (dynamic after a recompile)
+    return torch.compile(require_flex().flex_attention, dynamic=dynamic)
 
 
 def attention_flex(q, k, v, mask=None, *, block_size: int = 128, compile: bool | None = None,

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# unsigned numpy integers as wide as each float dtype, to write a float's bit pattern
-_BITS = {2: (torch.int16, np.uint16), 4: (torch.int32, np.uint32), 8: (torch.int64, np.uint64)}
+# integers as wide as each float dtype, to write a float's bit pattern
+_BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def keep_scale(shape: torch.Size | tuple[int, ...], p: float,
@@ -30,9 +30,8 @@ def keep_scale(shape: torch.Size | tuple[int, ...], p: float,
     bits = np.random.Generator(np.random.PCG64(seed)).integers(
         0, 65536, size=tuple(shape), dtype=np.uint16)
     scale = torch.tensor(1.0 / (1.0 - p), dtype=dtype)
-    as_int, unsigned = _BITS[scale.element_size()]
-    pattern = int(scale.view(as_int)) & ((1 << 8 * scale.element_size()) - 1)
-    values = np.where(bits >= round(p * 65536), unsigned(pattern), unsigned(0))
+    pattern = scale.view(_BITS[scale.element_size()]).numpy()  # 0-d, the scale's bits
+    values = np.where(bits >= round(p * 65536), pattern, np.zeros_like(pattern))
     return torch.from_numpy(values).view(dtype)
 
 

@@ -97,7 +97,7 @@ class Mask:
 
     # --- combination ---------------------------------------------------------------------
     def _combine(self, other, op, symbol: str) -> Mask:
-        other = other if isinstance(other, Mask) else Mask(other)
+        other = Mask(other)
         try:
             torch.broadcast_shapes(self.shape, other.shape)
         except RuntimeError:
@@ -357,10 +357,8 @@ def from_hf(attention_mask: torch.Tensor) -> Mask:
             f"from_hf expects a (B, L), (B, Q, K) or {LAYOUT} mask, got shape "
             f"{tuple(attention_mask.shape)}"
         )
-    if attention_mask.is_floating_point():
-        allowed = attention_mask > _ADDITIVE_MASKED_BELOW
-    else:
-        allowed = attention_mask != 0
+    floating = attention_mask.is_floating_point()
+    allowed = attention_mask > _ADDITIVE_MASKED_BELOW if floating else attention_mask != 0
     return Mask(allowed[:, None] if dim == 3 else allowed)
 
 
@@ -462,9 +460,7 @@ def block_sparse(
         glob = [int(g) for g in global_blocks]
         if any(not -nb <= g < nb for g in glob):
             raise ValueError(f"global block indices must lie in [-{nb}, {nb}), got {glob}")
-    is_global = torch.zeros(nb, dtype=torch.bool)
-    is_global[[g % nb for g in glob]] = True
-    layout |= is_global[:, None] | is_global[None, :]
+    layout |= global_tokens(nb, glob).allowed[0, 0]  # global blocks are global tokens of nb
     if random_blocks:
         gen = torch.Generator().manual_seed(seed)
         draw = torch.rand(nb, nb, generator=gen).masked_fill(layout, -1.0)  # -1: already in

@@ -43,7 +43,7 @@ def save_mask_png(
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
-    mask = mask if isinstance(mask, Mask) else Mask(mask)
+    mask = Mask(mask)
     grid = mask.grid(batch, head).numpy()  # (Q, K) bool
     q_len, k_len = grid.shape
     if labels is not None and (len(labels) != q_len or len(labels) != k_len):
@@ -109,21 +109,17 @@ def save_attention_png(
     cell = min(4.0, max(1.6, 0.18 * length + 1.0))
     fig = Figure(figsize=(cell * len(heads) + 0.5, cell * len(layers) + 0.8), dpi=dpi)
     axes = fig.subplots(len(layers), len(heads), squeeze=False)
+    names = [str(t) for t in labels] if labels is not None and length <= _MAX_TICK_LABELS else []
     for r, li in enumerate(layers):
         for c, hi in enumerate(heads):
             ax = axes[r][c]
             ax.imshow(probs[li, hi].numpy(), cmap="Blues", vmin=0.0, vmax=1.0,
                       interpolation="nearest", aspect="equal")
             ax.set_title(f"layer {li} head {hi}", fontsize=8)
-            show = labels is not None and length <= _MAX_TICK_LABELS
-            if show and r == len(layers) - 1:
-                ax.set_xticks(range(length), [str(t) for t in labels], rotation=90, fontsize=6)
-            else:
-                ax.set_xticks([])
-            if show and c == 0:
-                ax.set_yticks(range(length), [str(t) for t in labels], fontsize=6)
-            else:
-                ax.set_yticks([])
+            # Token names on the bottom row and the left column only; no ticks elsewhere.
+            bottom, left = names if r == len(layers) - 1 else [], names if c == 0 else []
+            ax.set_xticks(range(len(bottom)), bottom, rotation=90, fontsize=6)
+            ax.set_yticks(range(len(left)), left, fontsize=6)
     fig.suptitle(title or "attention weights (rows: queries, columns: keys)")
     fig.tight_layout()
     fig.savefig(path, format="png")
