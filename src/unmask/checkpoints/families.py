@@ -12,6 +12,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -103,7 +104,7 @@ def _to_hf(c: EncoderConfig, names: dict[str, str]) -> dict[str, Any]:
     return {theirs: getattr(c, ours) for ours, theirs in names.items()}
 
 
-def _bert_like_config(h: dict, family: str, **extra: Any) -> EncoderConfig:
+def _bert_config(h: dict, family: str = "bert", **extra: Any) -> EncoderConfig:
     kind = h.get("position_embedding_type", "absolute")
     if kind != "absolute":
         raise ValueError(f"position_embedding_type={kind!r} is not supported (absolute only)")
@@ -112,28 +113,23 @@ def _bert_like_config(h: dict, family: str, **extra: Any) -> EncoderConfig:
                          **extra)
 
 
-def _bert_like_to_hf(c: EncoderConfig) -> dict:
+def _bert_to_hf(c: EncoderConfig) -> dict:
     return {**_to_hf(c, _BERT_KEYS), "hidden_act": _OUR_ACT[c.activation],
             "position_embedding_type": "absolute"}
 
 
-def _bert_config(h):
-    return _bert_like_config(h, "bert")
-
-
 def _roberta_config(h):
-    pad = h.get("pad_token_id", 1)
-    return _bert_like_config(h, "roberta", position_offset=pad + 1)
+    return _bert_config(h, "roberta", position_offset=h.get("pad_token_id", 1) + 1)
 
 
 def _electra_config(h):
     e = h.get("embedding_size", h.get("hidden_size"))
-    return _bert_like_config(h, "electra",
+    return _bert_config(h, "electra",
                              embedding_size=None if e == h.get("hidden_size") else e)
 
 
 def _electra_to_hf(c):
-    return {**_bert_like_to_hf(c), "embedding_size": c.embed_dim}
+    return {**_bert_to_hf(c), "embedding_size": c.embed_dim}
 
 
 def _albert_config(h):
@@ -141,12 +137,12 @@ def _albert_config(h):
         raise ValueError(f"ALBERT with inner_group_num={h['inner_group_num']} is not supported "
                          "(only 1, as every released ALBERT)")
     h = {"hidden_act": "gelu_new", **h}
-    return _bert_like_config(h, "albert", embedding_size=h.get("embedding_size", 128),
+    return _bert_config(h, "albert", embedding_size=h.get("embedding_size", 128),
                              shared_layers=h.get("num_hidden_groups", 1))
 
 
 def _albert_to_hf(c):
-    return {**_bert_like_to_hf(c), "embedding_size": c.embed_dim,
+    return {**_bert_to_hf(c), "embedding_size": c.embed_dim,
             "num_hidden_groups": c.num_blocks, "inner_group_num": 1}
 
 
@@ -207,7 +203,7 @@ def _deberta_config(h):
     if h.get("embedding_size", h.get("hidden_size")) != h.get("hidden_size"):
         raise ValueError("DeBERTa with embedding_size != hidden_size is not supported")
     norm = [x.strip() for x in str(h.get("norm_rel_ebd", "none")).lower().split("|")]
-    return _bert_like_config(
+    return _bert_config(
         h, "deberta-v2",
         position="absolute" if h.get("position_biased_input", True) else "none",
         relative_attention=tuple(terms),
@@ -221,7 +217,7 @@ def _deberta_config(h):
 def _deberta_to_hf(c):
     if c.position not in ("absolute", "none"):
         raise ValueError(f"DeBERTa has no {c.position} positions")
-    return {**_bert_like_to_hf(c), "relative_attention": bool(c.relative_attention),
+    return {**_bert_to_hf(c), "relative_attention": bool(c.relative_attention),
             "pos_att_type": list(c.relative_attention),
             "position_buckets": c.position_buckets or -1,
             "max_relative_positions": c.max_relative_positions or -1,
@@ -317,12 +313,15 @@ def _classifier_dropout(h: dict, key: str = "classifier_dropout") -> float:
     return p if p is not None else h.get("hidden_dropout_prob", 0.1)
 
 
-def _bert_like_head(task, h, c, mlm_act, cls_act, cls_dropout_key="classifier_dropout"):
+def _bert_head(task, h, c, mlm_act=None, cls_act="tanh", cls_dropout_key="classifier_dropout"):
+    """BERT's heads, and those of the families that vary only its activations (mlm_act None:
+    the encoder's) and dropout key: RoBERTa, ELECTRA, ALBERT (see FAMILIES)."""
     n, _ = labels(h)
     drop = _classifier_dropout(h, cls_dropout_key)
     if task == "masked_lm":
-        return MaskedLMHead(c.hidden_size, c.vocab_size, c.embedding_size, mlm_act,
-                            c.layer_norm_eps, tied=h.get("tie_word_embeddings", True))
+        return MaskedLMHead(c.hidden_size, c.vocab_size, c.embedding_size,
+                            mlm_act or c.activation, c.layer_norm_eps,
+                            tied=h.get("tie_word_embeddings", True))
     if task in ("sequence_classification", "multiple_choice"):  # multiple choice: the pooler,
         return SequenceClassificationHead(  # then one score per choice
             c.hidden_size, 1 if task == "multiple_choice" else n, "cls", cls_act, dropout=drop)
@@ -335,20 +334,9 @@ def _bert_like_head(task, h, c, mlm_act, cls_act, cls_dropout_key="classifier_dr
     raise AssertionError(task)
 
 
-def _bert_head(task, h, c):
-    return _bert_like_head(task, h, c, c.activation, "tanh")
-
-
-def _roberta_head(task, h, c):
-    return _bert_like_head(task, h, c, "gelu", "tanh")  # RobertaLMHead: gelu in the code
-
-
-def _electra_head(task, h, c):
-    return _bert_like_head(task, h, c, "gelu", "gelu")  # both fixed to gelu in the code
-
-
-def _albert_head(task, h, c):
-    return _bert_like_head(task, h, c, c.activation, "tanh", "classifier_dropout_prob")
+_roberta_head = partial(_bert_head, mlm_act="gelu")  # RobertaLMHead: gelu in the code
+_electra_head = partial(_bert_head, mlm_act="gelu", cls_act="gelu")  # both gelu in the code
+_albert_head = partial(_bert_head, cls_dropout_key="classifier_dropout_prob")
 
 
 def _distilbert_head(task, h, c):
@@ -462,11 +450,11 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "bert": Family("bert", "Bert", "bert.", keys.BERT, keys.BERT_HEADS,
-                   _bert_config, _bert_like_to_hf, _bert_head),
+                   _bert_config, _bert_to_hf, _bert_head),
     "roberta": Family("roberta", "Roberta", "roberta.", keys.BERT, keys.ROBERTA_HEADS,
-                      _roberta_config, _bert_like_to_hf, _roberta_head),
+                      _roberta_config, _bert_to_hf, _roberta_head),
     "xlm-roberta": Family("xlm-roberta", "XLMRoberta", "roberta.", keys.BERT, keys.ROBERTA_HEADS,
-                          _roberta_config, _bert_like_to_hf, _roberta_head),
+                          _roberta_config, _bert_to_hf, _roberta_head),
     "distilbert": Family("distilbert", "DistilBert", "distilbert.", keys.DISTILBERT,
                          keys.DISTILBERT_HEADS, _distilbert_config, _distilbert_to_hf,
                          _distilbert_head, head_config=("seq_classif_dropout",)),

@@ -19,6 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from unmask.tokenizer.files import read_json as read_any_json
+
 if TYPE_CHECKING:
     from unmask.heads import Embedder
 
@@ -35,13 +37,9 @@ _OTHER_POOLING = ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmea
 
 
 def read_json(path: Path, expect: type = dict) -> Any:
-    """The JSON in `path`, which must be a `expect` (object by default; modules.json: array).
-    Raises ValueError naming the file when it is not valid JSON or not of that shape."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); re-download or re-save it") from None
+    """unmask.tokenizer.files.read_json, which must give a `expect` (object by default;
+    modules.json: array). Raises ValueError naming the file when it is not of that shape."""
+    obj = read_any_json(path)
     if not isinstance(obj, expect):
         shape = {dict: "an object {...}", list: "an array [...]"}
         raise ValueError(  # noqa: TRY004  (bad file content, not a caller's type error)

@@ -6,8 +6,6 @@ query / key / value become our fused qkv) and split back when saving. Tables map
 ".weight" and ".bias" follow; a full parameter name maps just that parameter. Encoder tables
 are relative to the base model (no "bert." prefix); head tables are relative to the task
 model, so the base model's own modules (BERT's pooler) carry its prefix.
-
-Adding a family: its tables here, its config conversion and Family entry in families.py.
 """
 
 from __future__ import annotations
@@ -54,9 +52,7 @@ ELECTRA = {**BERT_EMBEDDINGS, "embeddings.project": "embeddings_project", **BERT
 ALBERT = {**BERT_EMBEDDINGS, "embeddings.project": "encoder.embedding_hidden_mapping_in",
           **ALBERT_LAYERS}
 DISTILBERT = {
-    "embeddings.word": "embeddings.word_embeddings",
-    "embeddings.position": "embeddings.position_embeddings",
-    "embeddings.norm": "embeddings.LayerNorm",
+    **{k: v for k, v in BERT_EMBEDDINGS.items() if k != "embeddings.token_type"},
     "layers.{}.attn.qkv": ("transformer.layer.{}.attention.q_lin",
                            "transformer.layer.{}.attention.k_lin",
                            "transformer.layer.{}.attention.v_lin"),
@@ -91,8 +87,7 @@ DEBERTA_V2 = {  # v2 and v3; the optional modules (positions, conv, own table pr
     "conv.norm": "encoder.conv.LayerNorm",
 }
 
-# Heads: our key (under the task model) -> Hugging Face key (under the task model, so the base
-# model's own modules, e.g. BERT's pooler, carry its prefix).
+# Heads, per task: our key -> Hugging Face key, both under the task model.
 TOKEN_QA_HEADS = {"token_classification": {"head.out": "classifier"},  # all but ModernBERT
                   "question_answering": {"head.out": "qa_outputs"}}
 BERT_HEADS = {
@@ -203,13 +198,11 @@ def _hf_names(key: str, compiled, prefix: str = "") -> tuple[str, ...] | None:
     """Our parameter name -> the Hugging Face name(s) it comes from (several = concatenate),
     each with `prefix` in front."""
     for pattern, theirs in compiled:
-        m = pattern.match(key)
-        if not m:
-            continue
-        index, param = m.groupdict().get("i"), m.group("p")
-        parts = theirs if isinstance(theirs, tuple) else (theirs,)
-        names = tuple(p.replace("{}", index) if index is not None else p for p in parts)
-        return tuple(prefix + (f"{n}.{param}" if param else n) for n in names)
+        if m := pattern.match(key):
+            index, param = m.groupdict().get("i") or "", m["p"]
+            parts = theirs if isinstance(theirs, tuple) else (theirs,)
+            return tuple(prefix + p.replace("{}", index) + (f".{param}" if param else "")
+                         for p in parts)
     return None
 
 

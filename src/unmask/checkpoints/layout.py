@@ -36,6 +36,7 @@ from unmask.checkpoints.keys import BENIGN, is_encoder_key, key_map, normalise_h
 from unmask.config import EncoderConfig
 from unmask.heads import TASKS, TaskModel
 from unmask.model import Encoder
+from unmask.tokenizer.files import read_tokenizer_json
 
 FORMAT_VERSION = 1
 
@@ -78,13 +79,7 @@ def load(name_or_path: str | Path, task: str | None = None, *, dtype: torch.dtyp
         )
     tokenizer_file = directory / "tokenizer.json"
     if tokenizer_file.is_file():  # a tokenizer shipped alongside must fit the embedding table
-        from tokenizers import Tokenizer as RustTokenizer
-
-        try:
-            tokenizer = RustTokenizer.from_file(str(tokenizer_file))
-        except Exception as err:  # noqa: BLE001  (tokenizers raises a bare Exception)
-            raise ValueError(f"{tokenizer_file} cannot be read ({err}); re-download it") from None
-        check_tokenizer(tokenizer, model.config)
+        check_tokenizer(read_tokenizer_json(tokenizer_file), model.config)
     model.to(dtype or torch.float32)
     return model.eval()
 
@@ -241,11 +236,9 @@ def save(model: nn.Module, directory: str | Path, format: str = "unmask",
                          "format='unmask' or pick another model_type")
     hf = hf_config(model, fam, task)
     mapping = key_map(model, fam, task, prefixed=task not in ("encoder", "embedding"))
-    tensors: dict[str, torch.Tensor] = {}
-    for key, names in mapping.items():
-        parts = state[key].chunk(len(names)) if len(names) > 1 else (state[key],)
-        for name, part in zip(names, parts):
-            tensors[name] = part.clone() if len(names) > 1 else part  # own storage per tensor
+    tensors = {name: part.clone() if len(names) > 1 else part  # own storage per split tensor
+               for key, names in mapping.items()
+               for name, part in zip(names, state[key].chunk(len(names)))}
     if fam.state_to_hf is not None:
         tensors = fam.state_to_hf(tensors, model.config)
     save_file(tensors, str(out / WEIGHTS_NAME), metadata={"format": "pt"})

@@ -38,10 +38,11 @@ WHAT_A_TOKENIZER_IS = (
 
 
 def read_json(path: Path) -> Any:
+    """The JSON in `path`; ValueError naming the file when it is not valid UTF-8 JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); fix or delete the file") from None
+        raise ValueError(f"{path} is not valid JSON ({e}); fix or re-download it") from None
 
 
 def read_tokenizer_json(path: Path) -> tokenizers.Tokenizer:
