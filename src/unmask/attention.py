@@ -249,8 +249,7 @@ _GATHER_BYTES = 64 * 2**20
 
 # --- FlexAttention --------------------------------------------------------------------------
 
-# Compiled flex on CPU (torch 2.13) is wrong for lengths off its 128 tile, and recompiling with
-# dynamic shapes hit C++ compile errors: on CPU we compile for static shapes and pad to tiles.
+# Compiled CPU flex (torch 2.13): static shapes (dynamic ones hit C++ errors), padded to this tile.
 _CPU_FLEX_TILE = 128
 
 

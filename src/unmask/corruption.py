@@ -7,9 +7,8 @@ Three ways to choose positions, one way to replace them:
               SentencePiece "▁" alike, since only word ids are read)
 - span        SpanBERT: runs of whole words with clipped-geometric lengths, never crossing a
               document boundary
-- then each chosen token (or word, or span) becomes [MASK] with probability mask_fraction, a
-  random non-special token with probability random_fraction, or stays as it is; labels hold the
-  original id there and -100 everywhere else.
+- then each chosen token (or word, or span) becomes [MASK], a random non-special token or stays
+  as it is (80/10/10 by default: mask_fraction, random_fraction); labels hold its original id.
 
 Axis legend:  B = rows (samples) in a batch,  L = tokens per row,  V = vocabulary size,
 W = words in the batch,  N = selected positions in the batch.
@@ -95,7 +94,7 @@ def content_sample_ids(input_ids: Any, attention_mask: Any | None = None) -> tor
     """
     ids = _int_matrix(input_ids, "input_ids")
     real, pos = _real_positions(attention_mask, ids.shape)
-    per_token = _mix(ids.view(np.uint64) + (pos + np.uint64(1)) * _GOLDEN)  # (B, L)
+    per_token = _hash(ids.view(np.uint64), pos)  # (B, L), each id keyed by its position
     per_token[~real] = 0
     key = _mix(per_token.sum(axis=1, dtype=np.uint64))  # the sum wraps mod 2**64
     return torch.from_numpy(key.view(np.int64))
@@ -423,11 +422,9 @@ class MLMCorruption:
                 "only ordinary tokens can be masked"
             )
         if split:
-            out, labels = self._apply(ids, chosen, sid, pos)
-        else:
-            labels = np.where(chosen, ids, -100)
-            out = np.where(chosen, self.mask_token_id, ids)
-        return self._tensors(out, labels, input_ids)
+            return self._tensors(*self._apply(ids, chosen, sid, pos), input_ids)
+        out = np.where(chosen, self.mask_token_id, ids)
+        return self._tensors(out, np.where(chosen, ids, -100), input_ids)
 
     # ------------------------------------------------------------ whole word
     def whole_word(
