@@ -622,20 +622,15 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 
     Apply with `model.apply(init_weights)`; the padding row of an embedding starts at zero.
     """
-    if isinstance(module, nn.Linear):
+    if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, 0.0, std)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Embedding):
-        nn.init.normal_(module.weight, 0.0, std)
-        if module.padding_idx is not None:
-            with torch.no_grad():
-                module.weight[module.padding_idx].zero_()
-    elif isinstance(module, nn.LayerNorm):
-        if module.weight is not None:
-            nn.init.ones_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+    if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+        with torch.no_grad():
+            module.weight[module.padding_idx].zero_()
+    if isinstance(module, nn.LayerNorm) and module.weight is not None:
+        nn.init.ones_(module.weight)
+    if isinstance(module, (nn.Linear, nn.LayerNorm)) and module.bias is not None:
+        nn.init.zeros_(module.bias)
 
 
 __all__ = [
