@@ -528,13 +528,11 @@ def _infer_family(h: dict, names: set[str]) -> tuple[str | None, str]:
     how = f"its weight names ({fits[0].prefix}*)" if fits else "its weight names (no prefix)"
     fits = fits or [f for f in FAMILIES.values() if keys.covers(f.encoder_keys, names)]
     most = max((len(f.encoder_keys) for f in fits), default=0)  # ELECTRA's table holds BERT's
-    distinct: list[Family] = []
-    for f in fits:  # RoBERTa and XLM-RoBERTa convert alike: the first one stands for both
-        if len(f.encoder_keys) == most and not any(
-                (g.encoder_keys, g.config_from_hf) == (f.encoder_keys, f.config_from_hf)
-                for g in distinct):
-            distinct.append(f)
-    kinds = [f.model_type for f in distinct]
+    distinct: dict[tuple, str] = {}  # families that convert alike -> the first one's type
+    for f in fits:  # (RoBERTa and XLM-RoBERTa: roberta stands for both)
+        if len(f.encoder_keys) == most:
+            distinct.setdefault((tuple(f.encoder_keys.items()), f.config_from_hf), f.model_type)
+    kinds = list(distinct.values())
     if "bert" in kinds and len(kinds) > 1 and h.get("type_vocab_size", 2) != 1:
         return "bert", f"{how} and type_vocab_size={h.get('type_vocab_size', 2)} (RoBERTa has 1)"
     if len(kinds) == 1:
@@ -545,8 +543,7 @@ def _infer_family(h: dict, names: set[str]) -> tuple[str | None, str]:
 
 
 def task_from_architecture(h: dict, fam: Family) -> str:
-    archs = h.get("architectures") or [fam.arch + "Model"]
-    arch = archs[0]
+    arch = (h.get("architectures") or [fam.arch + "Model"])[0]
     if arch.endswith("ForPreTraining"):
         return fam.pretraining_task
     for suffix, task in SUFFIX_TASK.items():

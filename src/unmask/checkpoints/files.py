@@ -1,7 +1,6 @@
 """Checkpoint files: JSON configs, safetensors weights (pickle only on request), and the
 sentence-transformers files next to them.
 
-Weights are read from safetensors (single file or sharded with model.safetensors.index.json).
 pytorch_model.bin is a pickle, which can run code when loaded: it is read only when the user
 opts in (allow_pickle=True in Python, --allow-pickle on the command line), and then with
 torch.load(weights_only=True), which refuses anything but tensors.
@@ -91,8 +90,7 @@ def read_weights(directory: str | Path, allow_pickle: bool = False) -> dict[str,
 
 
 def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a pickle file via torch.load(weights_only=True): any other object in it
-    (a class, a function to call) is refused, with or without the opt-in."""
+    """Tensors of a pickle file; any other object in it is refused, even with the opt-in."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # torch's advice in it must not be repeated

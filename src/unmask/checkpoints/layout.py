@@ -108,9 +108,8 @@ def _load_hf(directory: Path, task, backend, allow_pickle, task_kwargs) -> nn.Mo
         if "num_labels" in task_kwargs:
             h = {**h, "num_labels": task_kwargs.pop("num_labels"), "id2label": None}
         head = fam.head_from_hf(task, h, cfg)
-        _n, id2label = labels(h)
         if task in ("sequence_classification", "token_classification"):
-            extra["id2label"] = id2label
+            extra["id2label"] = labels(h)[1]
             if task == "sequence_classification" and h.get("problem_type"):
                 extra["problem_type"] = h["problem_type"]
         extra.update(task_kwargs)
