@@ -194,10 +194,7 @@ def attention_sparse(q, k, v, mask=None, *, block_size: int = 64,
 
     # Mask entries of the chosen blocks: (mb, mh, nq, m, bq, bk) -> (mb, mh, nq, bq, m * bk).
     tiles = allowed.view(mb, mh, nq, bq, nk, bk).transpose(3, 4)  # (mb, mh, nq, nk, bq, bk)
-    bi = torch.arange(mb, device=dev)[:, None, None, None]
-    hi = torch.arange(mh, device=dev)[None, :, None, None]
-    qi = torch.arange(nq, device=dev)[None, None, :, None]
-    sub_mask = tiles[bi, hi, qi, order] & slot_ok[..., None, None]
+    sub_mask = torch.take_along_dim(tiles, order[..., None, None], 3) & slot_ok[..., None, None]
     sub_mask = sub_mask.transpose(3, 4).reshape(mb, mh, nq, bq, m * bk)
 
     # Key blocks each query block needs, as rows of a flat (B*H*nk, bk*d) table of K or V.

@@ -169,11 +169,9 @@ class Mask:
             order = torch.argsort(dense, dim=-1, descending=True, stable=True)
             return dense.sum(-1).to(torch.int32).contiguous(), order.to(torch.int32).contiguous()
 
-        one_b, one_h = bsz == 1, heads == 1
-
         def mask_mod(b, h, q_idx, kv_idx):
             # A broadcast axis reads index 0: flex passes the real batch / head index.
-            return padded[0 if one_b else b, 0 if one_h else h, q_idx, kv_idx]
+            return padded[0 if bsz == 1 else b, 0 if heads == 1 else h, q_idx, kv_idx]
 
         kv_num, kv_idx = ordered(partial_tiles)
         full_num, full_idx = ordered(full_tiles)
