@@ -176,7 +176,6 @@ def attention_sparse(q, k, v, mask=None, *, block_size: int = 64,
     bq = bk = block_size
     nq, nk = math.ceil(q_len / bq), math.ceil(k_len / bk)
     mb, mh = allowed.shape[:2]  # the mask may broadcast over batch / heads: keep it that way
-    dev = q.device
 
     # Pad to whole blocks; padded keys are masked out, padded queries are dropped at the end.
     allowed = allowed.expand(mb, mh, q_len, k_len)
@@ -190,7 +189,7 @@ def attention_sparse(q, k, v, mask=None, *, block_size: int = 64,
         return q.new_zeros(bsz, heads, q_len, dim_v)
     # Used key blocks first, in ascending order (stable sort), then the rest; keep m per row.
     order = torch.argsort(used.to(torch.int8), dim=-1, descending=True, stable=True)[..., :m]
-    slot_ok = torch.arange(m, device=dev) < counts[..., None]  # (mb, mh, nq, m)
+    slot_ok = torch.arange(m, device=q.device) < counts[..., None]  # (mb, mh, nq, m)
 
     # Mask entries of the chosen blocks: (mb, mh, nq, m, bq, bk) -> (mb, mh, nq, bq, m * bk).
     tiles = allowed.view(mb, mh, nq, bq, nk, bk).transpose(3, 4)  # (mb, mh, nq, nk, bq, bk)
@@ -198,7 +197,7 @@ def attention_sparse(q, k, v, mask=None, *, block_size: int = 64,
     sub_mask = sub_mask.transpose(3, 4).reshape(mb, mh, nq, bq, m * bk)
 
     # Key blocks each query block needs, as rows of a flat (B*H*nk, bk*d) table of K or V.
-    rows = torch.arange(bsz * heads, device=dev).view(bsz, heads, 1, 1) * nk + order
+    rows = torch.arange(bsz * heads, device=q.device).view(bsz, heads, 1, 1) * nk + order
     rows = rows.reshape(bsz * heads, nq * m)
     k_table, v_table = (_pad_rows(x, nk * bk).reshape(bsz * heads * nk, -1) for x in (k, v))
 

@@ -491,12 +491,11 @@ class MLMCorruption:
         """SpanBERT span masking: runs of whole words, one mask/random/keep decision per span.
 
         Span lengths (in words) follow Geometric(geometric_p) on 1..max_span, renormalised
-        (mean 3.8 words with the defaults, see expected_span_length). Each document's words
-        are cut into alternating gaps and spans (a renewal process); gaps are at least one
-        word (when p allows) so spans never merge, and their mean, mean_span * (1 - p) / p,
-        makes about p of the words (and so of the tokens) masked. Documents restart the
-        process: a span never crosses a document boundary, nor a -1 word id run between
-        texts of a pair. Vectorised: no Python loop over spans or tokens.
+        (see expected_span_length). Each document's words are cut into alternating gaps and
+        spans (a renewal process); gaps are at least one word (when p allows) so spans never
+        merge, and their mean, mean_span * (1 - p) / p, makes about p of the words (and so of
+        the tokens) masked. Documents restart the process: a span never crosses a document
+        boundary, nor a -1 word id run between texts of a pair.
 
         word_ids: int (B, L), -1 for specials and padding. document_ids: optional int (B, L),
           e.g. for packed rows (a change of id is a boundary). exact=True is not supported.

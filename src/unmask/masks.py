@@ -248,8 +248,7 @@ def check_broadcast(mask_shape: Sequence[int], target: Sequence[int],
                     what: str = "attention mask") -> None:
     """Raise ValueError unless `mask_shape` broadcasts to `target` (B, H, Q, K) axis by axis."""
     mask_shape, target = tuple(mask_shape), tuple(target)
-    ok = len(mask_shape) == 4 and all(m in (1, t) for m, t in zip(mask_shape, target))
-    if not ok:
+    if len(mask_shape) != 4 or any(m not in (1, t) for m, t in zip(mask_shape, target)):
         raise ValueError(
             f"{what} of shape {mask_shape} does not broadcast to scores of shape "
             f"{target}: expected the layout {LAYOUT}, each axis equal to the scores' or 1. "
