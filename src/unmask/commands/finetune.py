@@ -36,23 +36,21 @@ HELP = {
 }
 
 
-def _task(args, model: str):
+def _task(args):
     from unmask.tasks import TASKS
 
-    kwargs = {"max_length": args.max_length, "batch_size": args.batch_size,
-              "batch_tokens": args.batch_tokens, "revision": args.revision,
-              "allow_pickle": args.allow_pickle}
-    for name in ("regression", "stride", "max_score"):  # the flags of one task (see _common)
-        if getattr(args, name, None) is not None:
-            kwargs[name] = getattr(args, name)
-    task = TASKS[args.task](model, **kwargs)
+    # The Task's options: the flags of every task, then those of one task (see _common).
+    names = ("max_length", "batch_size", "batch_tokens", "revision", "allow_pickle",
+             "regression", "stride", "max_score")
+    kwargs = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    task = TASKS[args.task](args.model, **kwargs)
     # Before any file is read: rows must hold some text besides the tokenizer's specials
     # (a QA row holds a question and a context; similarity and NER rows hold one text).
     pair = args.task == "qa"
     specials = task.tokenizer.backend.num_special_tokens_to_add(pair)
     if args.max_length <= specials:
         raise ValueError(f"--max-length {args.max_length} leaves no room for text: the "
-                         f"tokenizer of {model} adds {specials} special tokens to each "
+                         f"tokenizer of {args.model} adds {specials} special tokens to each "
                          f"{'question-context pair' if pair else 'text'}; give --max-length "
                          f"> {specials}")
     return task
@@ -65,7 +63,7 @@ def cmd_finetune(args) -> int:
 
     settings = from_args(args)
     d = setup(settings.device)
-    task = _task(args, args.model)
+    task = _task(args)
     summary = finetune(task, args.train, args.dev, args.out, settings, max_train=args.max_train,
                        group_by_length=not args.random_batches)
     if d.is_main:
@@ -86,11 +84,11 @@ def cmd_evaluate(args) -> int:
 
     from unmask.checkpoints import load
 
-    task = _task(args, args.model)
-    # Similarity scores any encoder (zero-shot); the other tasks need their trained head.
-    model = (task.load() if args.task == "similarity"
-             else load(task.model_path, allow_pickle=args.allow_pickle))
-    if args.task != "similarity":
+    task = _task(args)
+    if args.task == "similarity":  # any encoder scores similarity (zero-shot)
+        model = task.load()
+    else:  # the other tasks need their trained head
+        model = load(task.model_path, allow_pickle=args.allow_pickle)
         if getattr(model, "task", "") != task.model_task:
             raise ValueError(f"{args.model} holds a {getattr(model, 'task', 'bare encoder')} "
                              f"model, not a fine-tuned {args.task} model: run `unmask finetune "

@@ -68,14 +68,11 @@ def _pipeline(task: str, args):
                   TimeRemainingColumn(), console=console, transient=True,
                   disable=not console.is_terminal) as bar:
         job = bar.add_task(task, total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(job, completed=done, total=total)
-
         try:
             yield pipeline(task, args.model, batch_tokens=args.batch_tokens, dtype=args.dtype,
-                           quantize=args.quantize, device=args.device, progress=progress,
-                           revision=args.revision, allow_pickle=args.allow_pickle)
+                           quantize=args.quantize, device=args.device, revision=args.revision,
+                           allow_pickle=args.allow_pickle,
+                           progress=lambda done, rows: bar.update(job, completed=done, total=rows))
         except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
             raise SystemExit(f"error: {err}") from None
 

@@ -103,14 +103,11 @@ class Task:
                       self.batch_tokens * 2)
         for rows in order:
             feats = [features[i] for i in rows]
-            for i, value in zip(rows, fn(model, feats, self.collate(feats))):
+            padded = {k: v.to(self.device) for k, v in collate(feats, self.pad_id).items()}
+            for i, value in zip(rows, fn(model, feats, padded)):
                 out[i] = value
         model.train(was_training)
         return out
-
-    def collate(self, batch: list[dict], prefix: str = "") -> dict[str, torch.Tensor]:
-        """batching.collate, on self.device."""
-        return {k: v.to(self.device) for k, v in collate(batch, self.pad_id, prefix).items()}
 
 
 class TaskObjective(nn.Module):
