@@ -268,12 +268,7 @@ class MLMCorruption:
     def from_tokenizer(cls, tokenizer: Any, **kwargs: Any) -> MLMCorruption:
         """Build from any tokenizer with mask_token_id, vocab_size and special_ids attributes
         (unmask.tokenizer.Tokenizer); kwargs set the other fields."""
-        return cls(
-            mask_token_id=tokenizer.mask_token_id,
-            vocab_size=tokenizer.vocab_size,
-            special_ids=tokenizer.special_ids,
-            **kwargs,
-        )
+        return cls(tokenizer.mask_token_id, tokenizer.vocab_size, tokenizer.special_ids, **kwargs)
 
     # ---------------------------------------------------------------- inputs
     def _inputs(self, input_ids, attention_mask, special_tokens_mask, sample_ids):
