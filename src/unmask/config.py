@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-POSITIONS = ("absolute", "rotary", "none")  # "none": DeBERTa (relative terms only)
+POSITIONS = ("absolute", "rotary", "none")
 RELATIVE_TERMS = ("c2p", "p2c")
 NORMS = ("post", "pre")
 # "gelu" is the exact (erf) GELU; "gelu_tanh" its tanh approximation, which Hugging Face calls
@@ -37,7 +37,8 @@ class EncoderConfig:
       embeddings: tokens are embedded at this width, then projected to hidden_size; None =
       hidden_size).
     Positions
-      position: "absolute" (learned table, BERT) or "rotary" (RoPE on q and k, ModernBERT).
+      position: "absolute" (learned table, BERT), "rotary" (RoPE on q and k, ModernBERT) or
+        "none" (DeBERTa: relative terms only).
       position_offset: added to 0-based positions before the table lookup (RoBERTa: 2, since
         its table reserves rows 0..pad_token_id).
       rope_theta: RoPE base of global layers; local_rope_theta: of local (sliding-window)

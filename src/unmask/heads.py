@@ -11,11 +11,11 @@ Heads (each maps encoder outputs to task outputs; none knows about checkpoints):
   ReplacedTokenHead           dense -> act -> 1 logit per token (ELECTRA discriminator)
   pool(...)                   cls / mean / max pooling that respects the padding mask
 
-Task models: MaskedLM, SequenceClassifier, TokenClassifier, QuestionAnswering,
-ReplacedTokenDetector, Embedder. Each has `.encoder` and (except Embedder) `.head`, takes the
-Encoder's inputs plus labels, and returns a small dataclass with `loss` when labels are given.
-Load and save them with unmask.checkpoints.load / save (checkpoints know the heads, not the
-other way round). Labels use -100 for "no loss here", as in Hugging Face.
+Task models (TASKS): MaskedLM, SequenceClassifier, MultipleChoice, TokenClassifier,
+QuestionAnswering, ReplacedTokenDetector, Embedder. Each has `.encoder` and (except Embedder)
+`.head`, takes the Encoder's inputs plus labels, and returns a small dataclass with `loss` when
+labels are given. Load and save them with unmask.checkpoints.load / save (checkpoints know the
+heads, not the other way round). Labels use -100 for "no loss here", as in Hugging Face.
 """
 
 from __future__ import annotations
@@ -271,13 +271,6 @@ class TaskModel(nn.Module):
             head.apply(init_weights)
         self.head = head
 
-    def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, mask,
-                output_hidden_states, backend, layout):
-        return self.encoder(input_ids, attention_mask=attention_mask,
-                            token_type_ids=token_type_ids, position_ids=position_ids, mask=mask,
-                            output_hidden_states=output_hidden_states, backend=backend,
-                            layout=layout)
-
     @property
     def config(self) -> EncoderConfig:
         return self.encoder.config
@@ -317,8 +310,8 @@ class MaskedLM(TaskModel):
         """
         if masked_only and labels is None:
             raise ValueError("masked_only=True decodes the labelled positions: pass labels")
-        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend, layout)
+        out = self.encoder(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend=backend, layout=layout)
         hidden = out.last_hidden_state  # (B, L, H)
         positions = None
         if labels is not None:
@@ -371,8 +364,8 @@ class SequenceClassifier(TaskModel):
         """Encoder inputs as in Encoder.forward, plus labels: (B,) int64 class ids, (B,)
         float targets for regression, or (B, C) float 0/1 for multi-label.
         Returns ClassifierOutput with logits (B, C)."""
-        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend, layout)
+        out = self.encoder(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend=backend, layout=layout)
         logits = self.head(out.last_hidden_state, attention_mask)  # (B, C)
         loss = None if labels is None else self._loss(logits, labels)
         return ClassifierOutput(logits=logits, loss=loss, hidden_states=out.hidden_states)
@@ -432,8 +425,9 @@ class MultipleChoice(TaskModel):
             return t.reshape(b * c, n) if t.dim() == 3 else t
 
         attention_mask = rows(attention_mask)
-        out = self._encode(rows(input_ids), attention_mask, rows(token_type_ids),
-                           rows(position_ids), mask, output_hidden_states, backend, layout)
+        out = self.encoder(rows(input_ids), attention_mask, rows(token_type_ids),
+                           rows(position_ids), mask, output_hidden_states, backend=backend,
+                           layout=layout)
         logits = self.head(out.last_hidden_state, attention_mask).view(b, c)  # (B, C)
         loss = None
         if labels is not None:
@@ -468,8 +462,8 @@ class TokenClassifier(TaskModel):
                 backend: str | None = None, layout: str | None = None) -> ClassifierOutput:
         """Encoder inputs, plus labels: int64 (B, L) class ids, -100 for no loss (padding,
         specials, word continuations). Returns ClassifierOutput with logits (B, L, C)."""
-        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend, layout)
+        out = self.encoder(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend=backend, layout=layout)
         logits = self.head(out.last_hidden_state)  # (B, L, C)
         loss = None if labels is None else _token_cross_entropy(
             logits, _check_token_labels(labels, logits))
@@ -494,8 +488,8 @@ class QuestionAnswering(TaskModel):
         """Encoder inputs, plus start_positions / end_positions: int64 (B,) token indices of
         the answer span (positions outside [0, L) are ignored, as in Hugging Face).
         Returns QuestionAnsweringOutput with start_logits, end_logits (B, L)."""
-        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend, layout)
+        out = self.encoder(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend=backend, layout=layout)
         start, end = self.head(out.last_hidden_state)  # (B, L) each
         loss = None
         if (start_positions is None) != (end_positions is None):
@@ -528,8 +522,8 @@ class ReplacedTokenDetector(TaskModel):
         """Encoder inputs, plus labels: (B, L) 1 = replaced, 0 = original, -100 = no loss.
         The loss is binary cross-entropy over real tokens (attention_mask) with a label.
         Returns ClassifierOutput with logits (B, L)."""
-        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend, layout)
+        out = self.encoder(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend=backend, layout=layout)
         logits = self.head(out.last_hidden_state)  # (B, L)
         loss = None
         if labels is not None:
@@ -568,8 +562,8 @@ class Embedder(TaskModel):
                 mask=None, output_hidden_states: bool = False,
                 backend: str | None = None, layout: str | None = None) -> EmbeddingOutput:
         """Encoder inputs as in Encoder.forward. Returns EmbeddingOutput, embeddings (B, H)."""
-        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, mask,
-                           output_hidden_states, backend, layout)
+        out = self.encoder(input_ids, attention_mask, token_type_ids, position_ids, mask,
+                           output_hidden_states, backend=backend, layout=layout)
         emb = pool(out.last_hidden_state, attention_mask, self.pooling)  # (B, H)
         if self.normalize:
             emb = F.normalize(emb, p=2, dim=-1)
