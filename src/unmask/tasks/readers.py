@@ -258,18 +258,12 @@ def read_conll(path: str | Path) -> list[TaggedSentence]:
     line between sentences; -DOCSTART- lines are skipped. Tags must be O, B-TYPE or I-TYPE."""
     path = _check_file(path)
     sentences: list[TaggedSentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    first = 0
-    # universal newlines, as open() in text mode: "\n", "\r\n" and "\r" end a line; a last
-    # blank line ends the last sentence
-    lines = [*io.StringIO(_read_text(path), newline=None), ""]
-    for n, raw in enumerate(lines, start=1):
+    sentence = None  # the one being read: a blank line ends it
+    # universal newlines, as open() in text mode: "\n", "\r\n" and "\r" end a line
+    for n, raw in enumerate(io.StringIO(_read_text(path), newline=None), start=1):
         line = raw.rstrip("\n")
         if not line.strip():
-            if words:
-                sentences.append(TaggedSentence(words, tags, first))
-            words, tags = [], []
+            sentence = None
             continue
         cells = line.split("\t") if "\t" in line else line.split()
         if cells[0] == "-DOCSTART-":
@@ -279,10 +273,11 @@ def read_conll(path: str | Path) -> list[TaggedSentence]:
         tag = cells[-1].strip()
         if not _TAG.fullmatch(tag):
             raise DataError(path, n, f"tag {tag!r} is not BIO: use O, B-TYPE or I-TYPE")
-        if not words:
-            first = n
-        words.append(cells[0].strip())
-        tags.append(tag)
+        if sentence is None:
+            sentence = TaggedSentence([], [], n)
+            sentences.append(sentence)
+        sentence.words.append(cells[0].strip())
+        sentence.tags.append(tag)
     if not sentences:
         raise DataError(path, None, "no sentences: the file is empty")
     return sentences
