@@ -6,10 +6,11 @@
     save(model, "out-dir", format="hf")               # transformers.AutoModel... loads it
     save(model, "out-dir")                            # unmask.json + model.safetensors
 
-Supported Hugging Face families: bert, roberta, xlm-roberta, distilbert, electra (discriminator
-and generator), albert, modernbert; with their *Model, *ForMaskedLM (BERT / ALBERT
-*ForPreTraining: the MLM part; ELECTRA *ForPreTraining: the discriminator),
-*ForSequenceClassification, *ForTokenClassification and *ForQuestionAnswering weights.
+Supported Hugging Face families (FAMILIES): bert, roberta, xlm-roberta, distilbert, electra
+(discriminator and generator), albert, modernbert, deberta-v2 (v2 and v3), deberta; with their
+*Model, *ForMaskedLM (BERT / ALBERT *ForPreTraining: the MLM part; ELECTRA *ForPreTraining: the
+discriminator), *ForSequenceClassification, *ForTokenClassification, *ForQuestionAnswering and,
+where the family has it, *ForMultipleChoice weights (each family's list: Family.tasks).
 
 One idea per module:
     keys.py      the key tables: our parameter names -> each family's weight names

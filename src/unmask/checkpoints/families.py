@@ -577,12 +577,15 @@ def infer_model_type(model: nn.Module) -> str:
 
 
 def hf_config(model: nn.Module, fam: Family, task: str) -> dict:
+    def unfit(why: object) -> ValueError:
+        return ValueError(f"this model does not fit a {fam.model_type} checkpoint: {why}. Save "
+                          "it with format='unmask', or choose another model_type.")
+
     cfg = model.config
     try:
         translated = fam.config_to_hf(cfg)
     except ValueError as err:
-        raise ValueError(f"this model does not fit a {fam.model_type} checkpoint: {err}. Save "
-                         "it with format='unmask', or choose another model_type.") from None
+        raise unfit(err) from None
     hf = {"architectures": [fam.architecture(task)], "model_type": fam.model_type,
           **translated}
     common = ("tie_word_embeddings", "id2label", "label2id", "problem_type")
@@ -595,10 +598,7 @@ def hf_config(model: nn.Module, fam: Family, task: str) -> dict:
     diff = {k: (v, getattr(again, k)) for k, v in cfg.to_dict().items()
             if k not in ignore and getattr(again, k) != v}
     if diff:
-        raise ValueError(
-            f"this model does not fit a {fam.model_type} checkpoint: {diff} (ours, theirs). "
-            "Save it with format='unmask', or choose another model_type."
-        )
+        raise unfit(f"{diff} (ours, theirs)")
     if task not in ("encoder", "embedding"):
         want = fam.head_from_hf(task, hf, cfg).spec()
         have = model.head.spec()

@@ -283,11 +283,10 @@ class Tokenizer:
         ("microsoft/deberta-v3-base", fetched by unmask.checkpoints.resolve) or a
         tokenizer.json file.
 
-        The files looked for are listed in unmask.tokenizer.files. Special token names,
-        model_max_length, lower-casing and add_prefix_space come from tokenizer_config.json /
-        special_tokens_map.json when present; `special_tokens` and `model_max_length` override
-        them; revision is the branch, tag or commit of a hub id. Role tokens the checkpoint
-        names but its vocabulary lacks (DeBERTa-v3's [MASK]) are added after the vocabulary.
+        Files, options and special tokens are read as unmask.tokenizer.files describes;
+        `special_tokens` and `model_max_length` override them; revision is the branch, tag or
+        commit of a hub id. Role tokens the checkpoint names but its vocabulary lacks
+        (DeBERTa-v3's [MASK]) are added after the vocabulary.
         """
         path = Path(name_or_path).expanduser()
         if path.is_file():
