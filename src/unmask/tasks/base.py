@@ -52,8 +52,8 @@ class Task:
         """Raise DataError when `examples` use a label the model does not know."""
 
     def build_model(self) -> nn.Module:
-        """The model to fine-tune, starting from self.model_path."""
-        raise NotImplementedError
+        """The model to fine-tune, starting from self.model_path (default: its model_task head)."""
+        return self.load()
 
     def features(self, examples: Sequence, train: bool) -> list[dict]:
         """Encoded features (see unmask.batching)."""

@@ -44,9 +44,6 @@ class QaTask(Task):
     def read(self, path: str | Path) -> list[QAExample]:
         return read_squad(path)
 
-    def build_model(self) -> nn.Module:
-        return self.load()
-
     def features(self, examples: Sequence[QAExample], train: bool) -> list[dict]:
         enc = self.tokenizer.encode_batch(
             [(e.question, e.context) for e in examples], max_length=self.max_length,
