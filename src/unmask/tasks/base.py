@@ -39,6 +39,7 @@ class Task:
         self.tokenizer = Tokenizer.from_pretrained(self.model_path)
         self.max_length = max_length
         self.batch_size, self.batch_tokens = batch_size, batch_tokens
+        self.labels: list[str] = []  # class names or tags (fit_labels, labels_from)
 
     # --- subclass interface ------------------------------------------------------------------
     def read(self, path: str | Path) -> list:

@@ -32,7 +32,6 @@ class ClassifyTask(Task):
     def __init__(self, model_path, regression: bool | None = None, **kwargs: Any):
         super().__init__(model_path, **kwargs)
         self.regression = regression
-        self.labels: list[str] = []
 
     @property
     def metric(self) -> str:

@@ -258,7 +258,7 @@ def read_conll(path: str | Path) -> list[TaggedSentence]:
     line between sentences; -DOCSTART- lines are skipped. Tags must be O, B-TYPE or I-TYPE."""
     path = _check_file(path)
     sentences: list[TaggedSentence] = []
-    sentence = None  # the one being read: a blank line ends it
+    sentence: TaggedSentence | None = None  # the one being read: a blank line ends it
     # universal newlines, as open() in text mode: "\n", "\r\n" and "\r" end a line
     for n, raw in enumerate(io.StringIO(_read_text(path), newline=None), start=1):
         line = raw.rstrip("\n")

@@ -35,10 +35,6 @@ class NerTask(Task):
     metric = "f1"
     model_task = "token_classification"
 
-    def __init__(self, model_path, **kwargs: Any):
-        super().__init__(model_path, **kwargs)
-        self.labels: list[str] = []
-
     def read(self, path: str | Path) -> list[TaggedSentence]:
         return read_conll(path)
 
