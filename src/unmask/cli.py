@@ -22,8 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(unmask.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"unmask.commands.{info.name}")
-        module.register(sub)
+        importlib.import_module(f"unmask.commands.{info.name}").register(sub)
     _add_threads(sub)
     return parser
 
