@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
 from unmask.commands import fraction_or_count, integer, non_negative_int, positive_int, real
@@ -133,10 +134,8 @@ def run_pretraining(args) -> dict:
         raise FileNotFoundError(f"{args.out} holds no prepared data to resume with; pass "
                                 "--data, or start without --resume")
     recipe = PretrainRecipe(  # refuses bad values before minutes of corpus preparation
-        data=str(_data_path(args)), preset=args.preset, init=args.init, arch=args.arch,
-        objective=args.objective, embedding_sharing=args.embedding_sharing,
-        masking=args.masking, mask_rate=args.mask_rate, seq_len=args.seq_len,
-        batch_size=args.batch_size, dropout=args.dropout, eval_batches=args.eval_batches)
+        data=str(_data_path(args)),
+        **{f.name: getattr(args, f.name) for f in fields(PretrainRecipe)[1:]})
     _data_dir(args)
     trainer = pretrainer(recipe, settings)
     baseline = trainer.evaluator.baseline if trainer.evaluator else None
@@ -190,7 +189,7 @@ def _corpus_arguments(p) -> None:
 
 def add_training_arguments(p) -> None:
     """The flags of `unmask pretrain` (the demo reuses them)."""
-    from unmask.config import PRESETS
+    from unmask.train.pretrain import PretrainRecipe
     from unmask.train.settings import add_arguments
 
     data = p.add_argument_group("data")
@@ -204,32 +203,14 @@ def add_training_arguments(p) -> None:
                       help="size of the default docstring corpus")
     data.add_argument("--reuse-data", action="store_true",
                       help="reuse OUT/data if it was prepared before")
+    types = {"mask_rate": real(0, 1, low_open=True, high_open=True),
+             "dropout": real(0, 1, high_open=True), "seq_len": seq_len,
+             "batch_size": positive_int, "eval_batches": non_negative_int}
     model = p.add_argument_group("model and objective")
-    model.add_argument("--preset", choices=tuple(PRESETS), default="mini",
-                       help="model size of a fresh model")
-    model.add_argument("--init", help="continue pretraining this checkpoint (ours or HF)")
-    model.add_argument("--arch", choices=("bert", "deberta-v3"), default="bert",
-                       help="attention of a fresh model: bert (absolute positions) or "
-                       "deberta-v3 (disentangled relative attention, no absolute positions)")
-    model.add_argument("--objective", choices=("mlm", "electra", "causal"), default="mlm",
-                       help="masked LM, ELECTRA replaced-token detection, or causal LM")
-    model.add_argument("--embedding-sharing", choices=("es", "gdes", "none"), default="es",
-                       help="electra: the generator's and discriminator's embeddings are one "
-                       "table (es, ELECTRA), or the discriminator's are stop-gradient(the "
-                       "generator's) + a delta of its own (gdes, DeBERTa-v3: --arch deberta-v3 "
-                       "--objective electra --embedding-sharing gdes), or not shared (none)")
-    model.add_argument("--masking", choices=("token", "whole_word", "span"), default="token",
-                       help="what is masked together: tokens, whole words, or spans")
-    model.add_argument("--mask-rate", type=real(0, 1, low_open=True, high_open=True),
-                       default=0.30,
-                       help="share of tokens corrupted (default 0.30)")
-    model.add_argument("--dropout", type=real(0, 1, high_open=True), default=None,
-                       help="dropout of the model (default: the preset's 0.1)")
-    model.add_argument("--seq-len", type=seq_len, default=128, help="tokens per packed row")
-    model.add_argument("--batch-size", type=positive_int, default=32,
-                       help="rows per process per micro-batch")
-    model.add_argument("--eval-batches", type=non_negative_int, default=16,
-                       help="validation batches per evaluation (0 = none)")
+    for f in fields(PretrainRecipe)[1:]:  # all but data (the data group's --data)
+        model.add_argument("--" + f.name.replace("_", "-"), type=types.get(f.name),
+                           default=f.default, choices=f.metadata.get("choices"),
+                           help=f.metadata["help"])
     add_arguments(p, out="runs/pretrain")
 
 

@@ -59,12 +59,7 @@ from unmask.train import distributed
 from unmask.train.allocator import keep_freed_memory
 from unmask.train.optim import adamw, lr_factor
 from unmask.train.report import MetricsLog, Progress, save_loss_curve
-from unmask.train.resume import (
-    CheckpointWriter,
-    apply_checkpoint,
-    apply_sharded_checkpoint,
-    find_checkpoint,
-)
+from unmask.train.resume import CheckpointWriter, apply_checkpoint, find_checkpoint
 from unmask.train.settings import RESUMABLE, Settings, fields_by_name
 
 # Recipe settings counted per process: with W processes the global batch is W times them.
@@ -141,7 +136,7 @@ class Trainer:
             distributed.shard(objective, d, bf16=self.use_bf16)
         else:
             objective.to(d.device)
-        self.objective, self.data, self._evaluate = objective, data, evaluate
+        self.objective, self.data, self.evaluator = objective, data, evaluate
         self.early, self.recipe = early_stopping, recipe or {}
         self.tokenizer = None if tokenizer is None else Path(tokenizer)
         self.out = Path(s.out)
@@ -177,22 +172,18 @@ class Trainer:
             print(text, file=sys.stderr, flush=True)
 
     def _resume(self) -> None:
-        found = find_checkpoint(self.out, self.dist.rank, self.dist.world_size, self.say)
-        if found is None:
+        state = find_checkpoint(self.out, self.dist.rank, self.dist.world_size, self.say)
+        if state is None:
             raise FileNotFoundError(
                 f"{self.out} has no checkpoint to resume from (none in {self.out}/checkpoints "
                 "reads back whole); start without --resume (--overwrite replaces what is "
                 "there), or point --out at an earlier run")
-        state = found[1]
         meta = state["meta"]
         self._check_resumable(meta)
         self.step = meta["step"]
-        if meta.get("sharded"):
-            apply_sharded_checkpoint(state, self.objective, self.optimizer)
-            if state["rng"] is None:  # more processes than saved: a fresh RNG of its own
-                torch.manual_seed(self.settings.seed + 1 + self.dist.rank + 7919 * self.step)
-        else:
-            apply_checkpoint(state, self.objective.models(), self.optimizer)
+        apply_checkpoint(state, self.objective, self.optimizer)
+        if state["rng"] is None:  # sharded, more processes than saved: a fresh RNG of its own
+            torch.manual_seed(self.settings.seed + 1 + self.dist.rank + 7919 * self.step)
         self._elapsed_before = meta["elapsed"]
         self.data.load_state_dict(resplit_cursor(meta["data"], meta.get("world_size", 1),
                                                  self.dist.world_size))
@@ -308,14 +299,14 @@ class Trainer:
 
     def evaluate(self) -> dict | None:
         """The recipe's evaluation, in eval mode, without gradients, under the run's autocast."""
-        if self._evaluate is None:
+        if self.evaluator is None:
             return None
         self.objective.eval()
         started = time.perf_counter()
         if self.sharded:  # the recipe may call a model directly, not the objective (root)
             self.objective.unshard()
         with torch.no_grad(), self.autocast():
-            metrics = self._evaluate()
+            metrics = self.evaluator()
         if self.sharded:
             self.objective.reshard()
         self.eval_seconds += time.perf_counter() - started

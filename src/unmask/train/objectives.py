@@ -78,6 +78,7 @@ class MaskedLMObjective(nn.Module):
 
     stat_names = ("mlm_sum", "masked", "correct")
     weights = (1.0,)
+    causal = False  # CausalLMObjective: each position attends to itself and those before
 
     def __init__(self, model: MaskedLM, corruption: MLMCorruption, masking: str = "token",
                  continues: np.ndarray | None = None, pad_id: int = 0):
@@ -114,8 +115,9 @@ class MaskedLMObjective(nn.Module):
         return seg, counts
 
     def forward(self, input_ids, attention_mask, position_ids, labels):
+        mask = masks.causal(input_ids.shape[1], device=input_ids.device) if self.causal else None
         ce, stats, _ = _decode_labelled(self.model, input_ids, attention_mask, position_ids,
-                                        labels)
+                                        labels, mask)
         return ce[None], stats
 
     @staticmethod
@@ -138,6 +140,8 @@ class CausalLMObjective(MaskedLMObjective):
     predicts token i + 1; nothing is corrupted.
     """
 
+    causal = True
+
     def __init__(self, model: MaskedLM, pad_id: int = 0):
         nn.Module.__init__(self)
         self.model, self.pad_id = model, pad_id
@@ -151,12 +155,6 @@ class CausalLMObjective(MaskedLMObjective):
         labels[:, :-1] = torch.where(follows, seg["input_ids"][:, 1:], IGNORE_INDEX)
         seg["labels"] = labels
         return seg, torch.tensor([float(follows.sum())], dtype=torch.float64)
-
-    def forward(self, input_ids, attention_mask, position_ids, labels):
-        causal = masks.causal(input_ids.shape[1], device=input_ids.device)
-        ce, stats, _ = _decode_labelled(self.model, input_ids, attention_mask, position_ids,
-                                        labels, causal)
-        return ce[None], stats
 
 
 def generator_config(config: EncoderConfig, divisor: int = 4) -> EncoderConfig:

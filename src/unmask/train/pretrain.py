@@ -2,7 +2,7 @@
 set, then hand them to the Trainer (which builds nothing).
 
     from unmask.train.pretrain import PretrainRecipe, pretrainer
-    from unmask.train.settings import Settings
+    from unmask.train.settings import Settings, _help
     trainer = pretrainer(PretrainRecipe(data="shards/", preset="mini"),
                          Settings(out="run/", steps=2000))
     result = trainer.run()
@@ -36,7 +36,7 @@ from unmask.train.objectives import (
 )
 from unmask.train.optim import freeze
 from unmask.train.report import unigram_entropy
-from unmask.train.settings import Settings
+from unmask.train.settings import Settings, _help
 from unmask.train.words import continuation_table
 
 ARCHS = ("bert", "deberta-v3")
@@ -63,36 +63,36 @@ def arch_overrides(arch: str, seq_len: int) -> dict:
 
 @dataclass
 class PretrainRecipe:
-    """What a pretraining run builds (saved with every checkpoint; a resume must match).
+    """What a pretraining run builds (saved with every checkpoint; a resume must match); each
+    field's help is that of its `unmask pretrain` flag.
 
-    data: a prepared shard directory (`unmask prepare`).
-    preset / init: a fresh model of a named size ("tiny", "mini", "small", "base"), or the
-        checkpoint (ours or Hugging Face) to continue pretraining from (domain adaptation).
-    arch: the fresh model's attention: "bert" (absolute positions) or "deberta-v3"
-        (arch_overrides); an --init checkpoint keeps its own.
-    objective: "mlm", "electra" or "causal". masking: "token", "whole_word" or "span".
-    embedding_sharing (electra): "es" (ELECTRA: one embedding table for both models), "gdes"
-        (DeBERTa-v3: the discriminator's = sg(generator's) + its own delta) or "none".
-        DeBERTa-v3's recipe: arch="deberta-v3", objective="electra", embedding_sharing="gdes".
-    mask_rate: share of tokens corrupted (0.30 suits short budgets better than BERT's 0.15).
-    seq_len: tokens per packed row (at most the model's positions).
-    batch_size: rows per process per micro-batch.
-    dropout: override the model's dropout (None = the preset's 0.1).
-    eval_batches: validation batches per evaluation (0 = no validation).
+    data: a prepared shard directory (`unmask prepare`). init: the checkpoint (ours or Hugging
+    Face) to continue pretraining from (domain adaptation) instead of a fresh `preset`; it
+    keeps its own architecture (arch: see arch_overrides). DeBERTa-v3's recipe:
+    arch="deberta-v3", objective="electra", embedding_sharing="gdes". A mask_rate of 0.30
+    suits short budgets better than BERT's 0.15; seq_len is at most the model's positions.
     """
 
     data: str
-    preset: str = "mini"
-    init: str | None = None
-    arch: str = "bert"
-    objective: str = "mlm"
-    embedding_sharing: str = "es"
-    masking: str = "token"
-    mask_rate: float = 0.30
-    seq_len: int = 128
-    batch_size: int = 32
-    dropout: float | None = None
-    eval_batches: int = 16
+    preset: str = _help("model size of a fresh model", "mini", choices=tuple(PRESETS))
+    init: str | None = _help("continue pretraining this checkpoint (ours or HF)")
+    arch: str = _help("attention of a fresh model: bert (absolute positions) or deberta-v3 "
+                      "(disentangled relative attention, no absolute positions)", "bert",
+                      choices=ARCHS)
+    objective: str = _help("masked LM, ELECTRA replaced-token detection, or causal LM", "mlm",
+                           choices=OBJECTIVES)
+    embedding_sharing: str = _help(
+        "electra: the generator's and discriminator's embeddings are one table (es, ELECTRA), "
+        "or the discriminator's are stop-gradient(the generator's) + a delta of its own (gdes, "
+        "DeBERTa-v3: --arch deberta-v3 --objective electra --embedding-sharing gdes), or not "
+        "shared (none)", "es", choices=EMBEDDING_SHARING)
+    masking: str = _help("what is masked together: tokens, whole words, or spans", "token",
+                         choices=MASKINGS)
+    mask_rate: float = _help("share of tokens corrupted (default 0.30)", 0.30)
+    dropout: float | None = _help("dropout of the model (default: the preset's 0.1)")
+    seq_len: int = _help("tokens per packed row", 128)
+    batch_size: int = _help("rows per process per micro-batch", 32)
+    eval_batches: int = _help("validation batches per evaluation (0 = none)", 16)
 
     def __post_init__(self) -> None:
         if self.init is None and self.preset not in PRESETS:
@@ -238,10 +238,8 @@ def pretrainer(recipe: PretrainRecipe, settings: Settings,
                               settings.seed, d)
     early = EarlyStopping("loss", higher_is_better=False, patience=settings.patience) \
         if settings.patience else None
-    trainer = Trainer(objective, batches, settings, evaluate=evaluator, early_stopping=early,
-                      tokenizer=data, recipe=dataclasses.asdict(recipe), dist=d)
-    trainer.evaluator = evaluator
-    return trainer
+    return Trainer(objective, batches, settings, evaluate=evaluator, early_stopping=early,
+                   tokenizer=data, recipe=dataclasses.asdict(recipe), dist=d)
 
 
 def _set_dropout(model: nn.Module, p: float) -> None:

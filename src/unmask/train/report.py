@@ -44,11 +44,9 @@ def save_loss_curve(records: list[dict], path: str | Path, title: str = "") -> P
     records: MetricsLog records; an eval record's "unigram_baseline" is drawn as a
     horizontal reference line.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # savefig renders the PNG with Agg itself
 
     fig = Figure(figsize=(7, 4), dpi=100)
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for kind, style in (("train", "-"), ("eval", "o-")):
         rows = [r for r in records if r["kind"] == kind and r.get("loss") is not None]

@@ -17,7 +17,7 @@ A sharded run (`--shard`, FSDP2) writes, instead of state.safetensors,
         state.json                  as above, with "sharded": true and the optimizer's groups
 
 DCP reads any slicing back into any other, so a sharded checkpoint resumes with another number
-of processes (CheckpointWriter.write_sharded, apply_sharded_checkpoint); its RNG states are
+of processes (CheckpointWriter.write_sharded, apply_checkpoint); its RNG states are
 per process: a process without a saved state (more processes than saved) starts a fresh one.
 A shared file system is needed across machines: every rank writes into the same folder.
 
@@ -238,7 +238,7 @@ def _run_id(path: Path) -> str | None:
 def read_checkpoint(path: Path, rank: int, world_size: int) -> dict:
     """Everything this rank needs from a checkpoint, read (not yet applied).
 
-    Returns {"meta", "tensors", "rng"}. Raises DamagedCheckpoint naming the unreadable file,
+    Returns {"meta", "tensors", "rng", "path"}. Raises DamagedCheckpoint naming the unreadable file,
     or ValueError when it was written by another number of processes.
     """
     def read(name: str, reader):
@@ -282,56 +282,49 @@ def _check_safetensors(file: Path) -> None:
 
 
 def find_checkpoint(run_dir: str | os.PathLike, rank: int = 0, world_size: int = 1,
-                    say=print) -> tuple[Path, dict] | None:
-    """The newest checkpoint of a run that reads back whole, as (path, read_checkpoint(...)).
+                    say=print) -> dict | None:
+    """The newest checkpoint of a run that reads back whole, as read_checkpoint(...) gives it.
 
     A damaged one is reported through `say` (naming the file) and skipped. None if there is
     no intact checkpoint.
     """
     for path in reversed(complete_checkpoints(run_dir)):
         try:
-            return path, read_checkpoint(path, rank, world_size)
+            return read_checkpoint(path, rank, world_size)
         except DamagedCheckpoint as err:
             say(f"warning: {err}; trying the checkpoint before it")
     return None
 
 
-def apply_checkpoint(state: dict, models: dict[str, torch.nn.Module],
-                     optimizer: torch.optim.Optimizer) -> dict:
-    """Restore models, optimizer and this rank's RNG from read_checkpoint's result; returns
-    its JSON state."""
-    tensors, meta = state["tensors"], state["meta"]
-    for prefix, model in models.items():
-        own = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-        model.load_state_dict(own)
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
-    set_rng_state(*state["rng"])
-    return meta
-
-
-def apply_sharded_checkpoint(state: dict, objective: torch.nn.Module,
-                             optimizer: torch.optim.Optimizer) -> dict:
-    """Every rank (collective): restore a sharded checkpoint from read_checkpoint into the
-    FSDP2-sharded `objective` and its `optimizer`, however many processes wrote it (DCP reads
-    each rank's slices out of whichever files hold them), and this rank's RNG when it was
-    saved (else the caller seeds a fresh one). Returns the JSON state."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint import HuggingFaceStorageReader
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-
+def apply_checkpoint(state: dict, objective: torch.nn.Module,
+                     optimizer: torch.optim.Optimizer) -> None:
+    """Restore the objective's models, the optimizer and this rank's RNG (when it was saved;
+    else the caller seeds a fresh one) from read_checkpoint's result. A sharded checkpoint is
+    restored on every rank (collective) into the FSDP2-sharded `objective`, however many
+    processes wrote it: DCP reads each rank's slices out of whichever files hold them."""
     meta = state["meta"]
-    model_state, optim_state = get_state_dict(objective, optimizer)  # this run's slices
-    target = {"model": _own_storage(model_state), "optim": optim_state["state"]}
-    dcp.load(target, storage_reader=HuggingFaceStorageReader(str(state["path"] / SHARDS)))
-    set_state_dict(objective, optimizer, model_state_dict=target["model"],
-                   optim_state_dict={"state": target["optim"],
-                                     "param_groups": _param_groups(meta["optimizer"])})
+    if meta.get("sharded"):
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint import HuggingFaceStorageReader
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+        model_state, optim_state = get_state_dict(objective, optimizer)  # this run's slices
+        target = {"model": _own_storage(model_state), "optim": optim_state["state"]}
+        dcp.load(target, storage_reader=HuggingFaceStorageReader(str(state["path"] / SHARDS)))
+        set_state_dict(objective, optimizer, model_state_dict=target["model"],
+                       optim_state_dict={"state": target["optim"],
+                                         "param_groups": _param_groups(meta["optimizer"])})
+    else:
+        tensors = state["tensors"]
+        for prefix, model in objective.models().items():
+            own = {k[len(prefix) + 1:]: v for k, v in tensors.items()
+                   if k.startswith(prefix + ".")}
+            model.load_state_dict(own)
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
     if state["rng"] is not None:
         set_rng_state(*state["rng"])
-    return meta
 
 
 __all__ = ["SHARDS", "CheckpointWriter", "DamagedCheckpoint", "apply_checkpoint",
-           "apply_sharded_checkpoint", "checkpoint_root",
-           "complete_checkpoints", "find_checkpoint", "latest_checkpoint", "read_checkpoint",
+           "checkpoint_root", "complete_checkpoints", "find_checkpoint", "latest_checkpoint", "read_checkpoint",
            "rng_state", "set_rng_state"]
