@@ -2,7 +2,7 @@
 set, then hand them to the Trainer (which builds nothing).
 
     from unmask.train.pretrain import PretrainRecipe, pretrainer
-    from unmask.train.settings import Settings, _help
+    from unmask.train.settings import Settings
     trainer = pretrainer(PretrainRecipe(data="shards/", preset="mini"),
                          Settings(out="run/", steps=2000))
     result = trainer.run()
@@ -36,7 +36,7 @@ from unmask.train.objectives import (
 )
 from unmask.train.optim import freeze
 from unmask.train.report import unigram_entropy
-from unmask.train.settings import Settings, _help
+from unmask.train.settings import Settings, about
 from unmask.train.words import continuation_table
 
 ARCHS = ("bert", "deberta-v3")
@@ -74,25 +74,25 @@ class PretrainRecipe:
     """
 
     data: str
-    preset: str = _help("model size of a fresh model", "mini", choices=tuple(PRESETS))
-    init: str | None = _help("continue pretraining this checkpoint (ours or HF)")
-    arch: str = _help("attention of a fresh model: bert (absolute positions) or deberta-v3 "
+    preset: str = about("model size of a fresh model", "mini", choices=tuple(PRESETS))
+    init: str | None = about("continue pretraining this checkpoint (ours or HF)")
+    arch: str = about("attention of a fresh model: bert (absolute positions) or deberta-v3 "
                       "(disentangled relative attention, no absolute positions)", "bert",
                       choices=ARCHS)
-    objective: str = _help("masked LM, ELECTRA replaced-token detection, or causal LM", "mlm",
+    objective: str = about("masked LM, ELECTRA replaced-token detection, or causal LM", "mlm",
                            choices=OBJECTIVES)
-    embedding_sharing: str = _help(
+    embedding_sharing: str = about(
         "electra: the generator's and discriminator's embeddings are one table (es, ELECTRA), "
         "or the discriminator's are stop-gradient(the generator's) + a delta of its own (gdes, "
         "DeBERTa-v3: --arch deberta-v3 --objective electra --embedding-sharing gdes), or not "
         "shared (none)", "es", choices=EMBEDDING_SHARING)
-    masking: str = _help("what is masked together: tokens, whole words, or spans", "token",
+    masking: str = about("what is masked together: tokens, whole words, or spans", "token",
                          choices=MASKINGS)
-    mask_rate: float = _help("share of tokens corrupted (default 0.30)", 0.30)
-    dropout: float | None = _help("dropout of the model (default: the preset's 0.1)")
-    seq_len: int = _help("tokens per packed row", 128)
-    batch_size: int = _help("rows per process per micro-batch", 32)
-    eval_batches: int = _help("validation batches per evaluation (0 = none)", 16)
+    mask_rate: float = about("share of tokens corrupted (default 0.30)", 0.30)
+    dropout: float | None = about("dropout of the model (default: the preset's 0.1)")
+    seq_len: int = about("tokens per packed row", 128)
+    batch_size: int = about("rows per process per micro-batch", 32)
+    eval_batches: int = about("validation batches per evaluation (0 = none)", 16)
 
     def __post_init__(self) -> None:
         if self.init is None and self.preset not in PRESETS:

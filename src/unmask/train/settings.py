@@ -24,7 +24,8 @@ RESUMABLE = {"out", "steps", "minutes", "epochs", "eval_every", "save_every", "l
              "keep", "compile", "progress", "resume", "overwrite", "patience", "device"}
 
 
-def _help(text: str, default=None, **extra):
+def about(text: str, default=None, **extra):
+    """A dataclass field whose help (and choices, in extra) make its command-line flag."""
     return field(default=default, metadata={"help": text, **extra})
 
 
@@ -32,48 +33,48 @@ def _help(text: str, default=None, **extra):
 class Settings:
     """How long and how to train; see each field's help (`unmask pretrain --help`)."""
 
-    out: str = _help("run folder: checkpoints, metrics.jsonl, loss.png, model/, hf/",
+    out: str = about("run folder: checkpoints, metrics.jsonl, loss.png, model/, hf/",
                      "runs/train")
-    steps: int | None = _help("stop after N optimizer steps")
-    minutes: float | None = _help("stop after M minutes of training (the schedule decays "
+    steps: int | None = about("stop after N optimizer steps")
+    minutes: float | None = about("stop after M minutes of training (the schedule decays "
                                   "over the budget when it is the only limit)")
-    epochs: float | None = _help("stop after N passes over the training data")
-    lr: float = _help("peak learning rate", 1e-3)
-    schedule: str = _help("learning-rate schedule after the warmup", "linear",
+    epochs: float | None = about("stop after N passes over the training data")
+    lr: float = about("peak learning rate", 1e-3)
+    schedule: str = about("learning-rate schedule after the warmup", "linear",
                           choices=SCHEDULES)
-    warmup: float = _help("warmup: optimizer steps, or a fraction of the run when < 1", 0.06)
-    weight_decay: float = _help("AdamW weight decay (never on biases and norms)", 0.01)
-    betas: tuple[float, float] = _help("AdamW betas", (0.9, 0.98))
-    eps: float = _help("AdamW epsilon", 1e-6)
-    clip: float = _help("max gradient norm (0 = no clipping)", 1.0)
-    layer_decay: float | None = _help(
+    warmup: float = about("warmup: optimizer steps, or a fraction of the run when < 1", 0.06)
+    weight_decay: float = about("AdamW weight decay (never on biases and norms)", 0.01)
+    betas: tuple[float, float] = about("AdamW betas", (0.9, 0.98))
+    eps: float = about("AdamW epsilon", 1e-6)
+    clip: float = about("max gradient norm (0 = no clipping)", 1.0)
+    layer_decay: float | None = about(
         "layer-wise learning-rate decay D in (0, 1] (ELECTRA / DeBERTa fine-tuning): the "
         "head gets lr, layer i of L (1 = bottom) lr*D^(L+1-i), the embeddings lr*D^(L+1); a "
         "block shared by several layers (ALBERT) gets its highest layer's rate (default: off)")
-    freeze_embeddings: bool = _help("do not train the embeddings (token, position, type "
+    freeze_embeddings: bool = about("do not train the embeddings (token, position, type "
                                     "tables and their norm)", False)
-    freeze_layers: int = _help("do not train the lowest N layers (layer 1 upwards; the top "
+    freeze_layers: int = about("do not train the lowest N layers (layer 1 upwards; the top "
                                "layers always train)", 0)
-    accumulate: int = _help("micro-batches per optimizer step (gradient accumulation)", 1)
-    dtype: str = _help("bf16 autocast, fp32, or auto (bf16 on GPUs and on CPUs with native "
+    accumulate: int = about("micro-batches per optimizer step (gradient accumulation)", 1)
+    dtype: str = about("bf16 autocast, fp32, or auto (bf16 on GPUs and on CPUs with native "
                        "bf16 matmuls)", "auto", choices=DTYPES)
-    compile: bool = _help("torch.compile the model", False)
-    shard: bool = _help("shard weights, gradients and AdamW state over the torchrun processes "
+    compile: bool = about("torch.compile the model", False)
+    shard: bool = about("shard weights, gradients and AdamW state over the torchrun processes "
                         "(FSDP2) instead of copying the model to each (DDP): for models too "
                         "big for one device; its checkpoints resume with any number of "
                         "processes (keep the global batch: see the README)", False)
-    device: str = _help("auto, cpu, cuda or cuda:N", "auto")
-    seed: int = _help("seed of initialisation, data order, corruption and dropout", 0)
-    eval_every: int = _help("evaluate every N optimizer steps (0 = once per epoch); always "
+    device: str = about("auto, cpu, cuda or cuda:N", "auto")
+    seed: int = about("seed of initialisation, data order, corruption and dropout", 0)
+    eval_every: int = about("evaluate every N optimizer steps (0 = once per epoch); always "
                             "at the end", 200)
-    save_every: int = _help("write a resumable checkpoint every N steps (0 = never)", 500)
-    keep: int = _help("checkpoints kept", 2)
-    patience: int = _help("early stopping: stop after N evaluations without improvement of "
+    save_every: int = about("write a resumable checkpoint every N steps (0 = never)", 500)
+    keep: int = about("checkpoints kept", 2)
+    patience: int = about("early stopping: stop after N evaluations without improvement of "
                           "the dev metric, keeping the best model (0 = never stop early)", 0)
-    log_every: int = _help("log training metrics every N steps", 10)
-    progress: bool = _help("show a progress bar", True)
-    resume: bool = _help("continue the run in --out from its newest intact checkpoint", False)
-    overwrite: bool = _help("delete the run already in --out and start over", False)
+    log_every: int = about("log training metrics every N steps", 10)
+    progress: bool = about("show a progress bar", True)
+    resume: bool = about("continue the run in --out from its newest intact checkpoint", False)
+    overwrite: bool = about("delete the run already in --out and start over", False)
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
@@ -162,4 +163,5 @@ def from_args(args: argparse.Namespace) -> Settings:
     return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
 
 
-__all__ = ["DTYPES", "FINETUNING", "RESUMABLE", "Settings", "add_arguments", "from_args"]
+__all__ = ["DTYPES", "FINETUNING", "RESUMABLE", "Settings", "about", "add_arguments",
+           "from_args"]
